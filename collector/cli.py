@@ -1,0 +1,236 @@
+"""``hadoop-collector``: run | once | check | schemas | tail."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Sequence
+
+import orjson
+import structlog
+
+from . import __version__, schemas
+from .config import Config, ConfigError, load
+from .http import HttpPeer, PeerError
+from .logsetup import configure
+from .rm_client import ResourceManager
+from .rm_models import ParseError
+from .service import ClusterWorker, run_service
+from .sinks import KafkaSink, SinkError, StdoutSink, producer_settings
+
+log = structlog.get_logger("collector")
+
+SHUTDOWN_GRACE_S = 30.0
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-c", "--config", help="YAML configuration file (default: $HEC_CONFIG)")
+    common.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a configuration key, e.g. --set kafka.bootstrap_servers=host:9092",
+    )
+    common.add_argument("--log-format", choices=["auto", "json", "console"])
+    common.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+
+    parser = argparse.ArgumentParser(prog="hadoop-collector", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", parents=[common], help="run the service (events to Kafka)")
+    once = sub.add_parser("once", parents=[common], help="one poll cycle per cluster, events to stdout")
+    once.add_argument("--sink", choices=["stdout", "kafka"], default="stdout")
+    sub.add_parser("check", parents=[common], help="validate the configuration and test connectivity")
+    sch = sub.add_parser("schemas", help="list the event schemas, or print one")
+    sch.add_argument("name", nargs="?", help="schema file name, e.g. yarn.application.state_changed.v1")
+    tail = sub.add_parser("tail", parents=[common], help="follow the event topics and print events")
+    tail.add_argument("--from-beginning", action="store_true")
+    tail.add_argument("--raw", action="store_true", help="print the JSON as received")
+    return parser
+
+
+def _load(args: argparse.Namespace) -> Config:
+    import os
+
+    overrides = list(args.set)
+    if args.log_format:
+        overrides.append(f"log.format={args.log_format}")
+    if args.log_level:
+        overrides.append(f"log.level={args.log_level}")
+    cfg = load(args.config or os.environ.get("HEC_CONFIG"), overrides=overrides)
+    configure(cfg.log.format, cfg.log.level)
+    return cfg
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "schemas":
+        return _schemas(args.name)
+    try:
+        cfg = _load(args)
+    except ConfigError as exc:
+        print(f"hadoop-collector: {exc}", file=sys.stderr)
+        return 2
+    command = {"run": _run, "once": _once, "check": _check, "tail": _tail}[args.command]
+    try:
+        return asyncio.run(command(cfg, args))
+    except KeyboardInterrupt:
+        return 130
+
+
+def _schemas(name: str | None) -> int:
+    if name is None:
+        for schema_name in schemas.names():
+            print(schema_name)
+        return 0
+    try:
+        sys.stdout.write(schemas.text(name))
+    except KeyError as exc:
+        print(f"hadoop-collector: {exc.args[0]}", file=sys.stderr)
+        return 2
+    return 0
+
+
+async def _run(cfg: Config, args: argparse.Namespace) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, _on_signal, stop, sig)
+    sink = KafkaSink(cfg.kafka) if cfg.sink == "kafka" else StdoutSink()
+    service = asyncio.create_task(run_service(cfg, sink, stop))
+    stopper = asyncio.create_task(stop.wait())
+    await asyncio.wait([service, stopper], return_when=asyncio.FIRST_COMPLETED)
+    stopper.cancel()
+    # Stop requested (or the service ended by itself): give the cycle in flight time to
+    # deliver its events, then give up on it.
+    try:
+        await asyncio.wait_for(asyncio.shield(service), timeout=SHUTDOWN_GRACE_S)
+    except TimeoutError:
+        log.error("collector.shutdown_timeout", grace_s=SHUTDOWN_GRACE_S)
+        service.cancel()
+        return 1
+    except SinkError as exc:
+        log.error("collector.sink_failed", error=str(exc))
+        return 1
+    return 0
+
+
+def _on_signal(stop: asyncio.Event, sig: signal.Signals) -> None:
+    if stop.is_set():
+        raise SystemExit(130)  # a second signal: stop now
+    log.info("collector.stopping", signal=sig.name)
+    stop.set()
+
+
+async def _once(cfg: Config, args: argparse.Namespace) -> int:
+    sink = KafkaSink(cfg.kafka) if args.sink == "kafka" else StdoutSink()
+    await sink.start()
+    status = 0
+    try:
+        for cluster in cfg.clusters:
+            worker = ClusterWorker(cluster, sink, cfg.validate_events)
+            try:
+                await worker.cycle()
+            except (PeerError, ParseError, SinkError) as exc:
+                print(f"hadoop-collector: cluster {cluster.name}: {exc}", file=sys.stderr)
+                status = 1
+            finally:
+                await worker.close()
+    finally:
+        await sink.close()
+    return status
+
+
+async def _check(cfg: Config, args: argparse.Namespace) -> int:
+    ok = True
+    print(f"configuration: ok ({len(cfg.clusters)} cluster(s))")
+    for cluster in cfg.clusters:
+        peer = HttpPeer(timeout=float(cluster.poll.timeout), user_name=cluster.auth.user_name)
+        try:
+            for url in cluster.resourcemanager.urls:  # type: ignore[union-attr]
+                rm = ResourceManager([url], peer, cluster=cluster.name)
+                try:
+                    info, _ = await rm.cluster_info()
+                    print(
+                        f"cluster {cluster.name}: RM {url}: {info.state}, haState {info.haState}, "
+                        f"version {info.resourceManagerVersion}"
+                    )
+                except (PeerError, ParseError) as exc:
+                    print(f"cluster {cluster.name}: RM {url}: FAILED: {exc}")
+                    ok = False
+        finally:
+            await peer.close()
+    if cfg.sink == "kafka":
+        ok = await _check_kafka(cfg) and ok
+    return 0 if ok else 1
+
+
+async def _check_kafka(cfg: Config) -> bool:
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.errors import KafkaError
+
+    settings = {
+        k: v
+        for k, v in producer_settings(cfg.kafka).items()
+        if k in ("bootstrap_servers", "client_id", "request_timeout_ms", "security_protocol", "ssl_context")
+        or k.startswith("sasl")
+    }
+    consumer = AIOKafkaConsumer(**settings)
+    try:
+        await consumer.start()
+        existing = await consumer.topics()
+    except KafkaError as exc:
+        print(f"kafka {','.join(cfg.kafka.bootstrap_servers)}: FAILED: {exc}")
+        return False
+    finally:
+        await consumer.stop()
+    print(f"kafka {','.join(cfg.kafka.bootstrap_servers)}: ok")
+    ok = True
+    for topic in sorted({t for c in cfg.clusters for t in c.topics.values()}):
+        present = topic in existing
+        print(f"topic {topic}: {'ok' if present else 'MISSING (create it, or enable auto-creation)'}")
+        ok = ok and present
+    return ok
+
+
+async def _tail(cfg: Config, args: argparse.Namespace) -> int:
+    from aiokafka import AIOKafkaConsumer
+
+    topics = sorted({t for c in cfg.clusters for t in c.topics.values()})
+    consumer = AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=cfg.kafka.bootstrap_servers,
+        auto_offset_reset="earliest" if args.from_beginning else "latest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        async for msg in consumer:
+            if args.raw:
+                print(msg.value.decode(), flush=True)
+            else:
+                print(format_event(msg.value), flush=True)
+    finally:
+        await consumer.stop()
+    return 0
+
+
+def format_event(value: bytes) -> str:
+    """One readable line per event for ``tail``."""
+    try:
+        ev = orjson.loads(value)
+        data = ev.get("data", {})
+    except (orjson.JSONDecodeError, AttributeError):
+        return f"(not an event) {value[:200]!r}"
+    head = f"{ev.get('time')} {ev.get('type')} {ev.get('subject')}"
+    if "state" in data:
+        app = data.get("application") or {}
+        prev = data.get("previous_state") or "(first seen)"
+        return f"{head} {prev} -> {data['state']} final={data.get('final_status')} name={app.get('name')!r}"
+    if "last_state" in data:
+        return f"{head} vanished (last seen {data['last_state']})"
+    return f"{head} {orjson.dumps(data).decode()[:200]}"

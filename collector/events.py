@@ -1,0 +1,195 @@
+"""Building events: CloudEvents 1.0 envelopes (structured JSON mode) around typed payloads.
+
+Pure functions: time is passed in. Event ids are UUIDv5 of what was observed (cluster,
+application, per-application sequence number, change, states), so the same observation
+made again after a restart yields the same id and consumers can dedupe on it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+
+from .rm_models import TERMINAL_STATES, RawApp, resource_seconds
+from .tracker import Change, Transition
+
+SPEC_VERSION = "1.0"
+SCHEMA_PREFIX = "urn:hadoop-event-collector:schema:"
+_ID_NAMESPACE = uuid.UUID("6f1c8a52-3d0e-4b5e-9a51-2f4f3c0e7d11")
+
+STATE_CHANGED = "yarn.application.state_changed"
+VANISHED = "yarn.application.vanished"
+
+#: Major version of each event type's ``data`` schema.
+SCHEMA_VERSIONS: dict[str, int] = {STATE_CHANGED: 1, VANISHED: 1}
+
+#: Which configurable topic each type goes to. All events of one application share a
+#: topic (and a key), so they stay in one partition, in order.
+TOPIC_OF_TYPE: dict[str, str] = {STATE_CHANGED: "applications", VANISHED: "applications"}
+
+DEFAULT_DIAGNOSTICS_LIMIT = 4096
+TRUNCATION_MARKER = "...[truncated {} chars]"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    type: str
+    key: str
+    envelope: dict[str, Any]
+
+    @property
+    def topic_kind(self) -> str:
+        return TOPIC_OF_TYPE[self.type]
+
+    @property
+    def id(self) -> str:
+        return self.envelope["id"]
+
+    def encode(self) -> bytes:
+        return orjson.dumps(self.envelope)
+
+
+def schema_uri(event_type: str) -> str:
+    return f"{SCHEMA_PREFIX}{event_type}:v{SCHEMA_VERSIONS[event_type]}"
+
+
+def event_id(*parts: object) -> str:
+    return str(uuid.uuid5(_ID_NAMESPACE, "\x1f".join("" if p is None else str(p) for p in parts)))
+
+
+def rfc3339(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z"
+    )
+
+
+def _envelope(event_type: str, cluster: str, subject: str, ev_id: str, time_ms: int, data: dict) -> dict:
+    return {
+        "specversion": SPEC_VERSION,
+        "id": ev_id,
+        "source": f"hadoop://{cluster}/yarn",
+        "type": event_type,
+        "time": rfc3339(time_ms),
+        "subject": subject,
+        "dataschema": schema_uri(event_type),
+        "datacontenttype": "application/json",
+        "data": data,
+    }
+
+
+def _present(value: int | None) -> int | None:
+    """RM fields use -1 (after the end) and 0 (times not yet reached) for "no value"."""
+    return value if value is not None and value > 0 else None
+
+
+def _non_negative(value: int | None) -> int | None:
+    return value if value is not None and value >= 0 else None
+
+
+def _tags(raw: str | None) -> list[str]:
+    return [t for t in (raw or "").split(",") if t]
+
+
+def truncate(text: str | None, limit: int) -> str | None:
+    if text is None or len(text) <= limit:
+        return text
+    return text[:limit] + TRUNCATION_MARKER.format(len(text) - limit)
+
+
+def application_record(app: RawApp, diagnostics_limit: int = DEFAULT_DIAGNOSTICS_LIMIT) -> dict[str, Any]:
+    """The RM's record of an application, normalised: absent stays absent (null), never 0."""
+    nn = _non_negative
+    return {
+        "id": app.id,
+        "name": app.name,
+        "user": app.user,
+        "queue": app.queue,
+        "type": app.applicationType,
+        "tags": _tags(app.applicationTags),
+        "priority": app.priority,
+        "state": app.state,
+        "final_status": app.finalStatus,
+        "progress": app.progress,
+        "started_time_ms": _present(app.startedTime),
+        "launch_time_ms": _present(app.launchTime),
+        "finished_time_ms": _present(app.finishedTime),
+        "elapsed_ms": nn(app.elapsedTime),
+        "diagnostics": truncate(app.diagnostics, diagnostics_limit) or None,
+        "tracking_ui": app.trackingUI,
+        "tracking_url": app.trackingUrl,
+        "am_host_http_address": app.amHostHttpAddress or None,
+        "am_container_logs": app.amContainerLogs or None,
+        "allocated": {"memory_mb": nn(app.allocatedMB), "vcores": nn(app.allocatedVCores)},
+        "reserved": {"memory_mb": nn(app.reservedMB), "vcores": nn(app.reservedVCores)},
+        "running_containers": nn(app.runningContainers),
+        "memory_seconds": nn(app.memorySeconds),
+        "vcore_seconds": nn(app.vcoreSeconds),
+        "resource_seconds": resource_seconds(app.resourceSecondsMap),
+        "preempted": {
+            "memory_mb": nn(app.preemptedResourceMB),
+            "vcores": nn(app.preemptedResourceVCores),
+            "am_containers": nn(app.numAMContainerPreempted),
+            "non_am_containers": nn(app.numNonAMContainerPreempted),
+            "memory_seconds": nn(app.preemptedMemorySeconds),
+            "vcore_seconds": nn(app.preemptedVcoreSeconds),
+        },
+        "queue_usage_percent": app.queueUsagePercentage,
+        "cluster_usage_percent": app.clusterUsagePercentage,
+        "log_aggregation_status": app.logAggregationStatus,
+        "unmanaged": app.unmanagedApplication,
+        "rm_cluster_id": app.clusterId,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class EventContext:
+    """Per-cluster facts every event carries."""
+
+    cluster: str
+    rm_cluster_id: int | None
+    diagnostics_limit: int = DEFAULT_DIAGNOSTICS_LIMIT
+
+
+def application_key(cluster: str, app_id: str) -> str:
+    return f"{cluster}/{app_id}"
+
+
+def transition_event(ctx: EventContext, t: Transition, observed_at_ms: int) -> Event:
+    key = application_key(ctx.cluster, t.app_id)
+    ev_id = event_id(ctx.cluster, t.app_id, t.seq, t.change.value, t.previous_state, t.state)
+    if t.change is Change.VANISHED:
+        data = {
+            "cluster": ctx.cluster,
+            "rm_cluster_id": ctx.rm_cluster_id,
+            "application_id": t.app_id,
+            "seq": t.seq,
+            "last_state": t.state,
+            "observed_at_ms": observed_at_ms,
+            "reason": "not found on the ResourceManager: evicted by its retention limit, "
+            "or lost in a restart without recovery",
+        }
+        return Event(VANISHED, key, _envelope(VANISHED, ctx.cluster, t.app_id, ev_id, observed_at_ms, data))
+    assert t.app is not None
+    app = t.app
+    data = {
+        "cluster": ctx.cluster,
+        "rm_cluster_id": ctx.rm_cluster_id,
+        "application_id": t.app_id,
+        "seq": t.seq,
+        "previous_state": t.previous_state,
+        "state": t.state,
+        "final_status": app.finalStatus,
+        "first_seen": t.previous_state is None,
+        "observed_at_ms": observed_at_ms,
+        "application": application_record(app, ctx.diagnostics_limit),
+    }
+    # CloudEvents "time" is when it happened: the RM stamps the end; other states we
+    # only know from observing them.
+    when = _present(app.finishedTime) if t.state in TERMINAL_STATES else None
+    return Event(
+        STATE_CHANGED, key, _envelope(STATE_CHANGED, ctx.cluster, t.app_id, ev_id, when or observed_at_ms, data)
+    )

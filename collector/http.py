@@ -1,0 +1,177 @@
+"""The one HTTP layer every peer client goes through.
+
+It turns transport trouble and odd answers into a small set of typed errors, so that
+clients above it (ResourceManager, history servers, WebHDFS) only decide what an error
+*means* for them (fail over, retry later, give up), never how it was detected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import aiohttp
+import structlog
+
+log = structlog.get_logger(__name__)
+
+#: Bodies larger than this are refused rather than buffered (a 100k-app /apps answer
+#: of Hadoop 3 is roughly 150 MB; the default leaves room for that).
+DEFAULT_MAX_BODY_BYTES = 512 * 1024 * 1024
+
+
+class PeerError(Exception):
+    """Anything that went wrong talking to a peer. ``url`` is safe to log (no secrets)."""
+
+    def __init__(self, url: str, message: str) -> None:
+        super().__init__(f"{message} ({url})")
+        self.url = url
+        self.message = message
+
+
+class PeerUnreachable(PeerError):
+    """Connection refused, reset, DNS failure or timeout: worth retrying."""
+
+
+class PeerHTTPError(PeerError):
+    """An HTTP status the caller did not expect."""
+
+    def __init__(self, url: str, status: int, body_excerpt: str) -> None:
+        super().__init__(url, f"HTTP {status}: {body_excerpt}" if body_excerpt else f"HTTP {status}")
+        self.status = status
+        self.body_excerpt = body_excerpt
+
+
+class BodyTooLarge(PeerError):
+    """The answer exceeded the configured response-size limit."""
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    url: str
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+
+    def excerpt(self, limit: int = 160) -> str:
+        """A short single-line preview of the body, for error messages."""
+        text = self.body[:limit].decode("utf-8", "replace")
+        return " ".join(text.split())
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    attempts: int = 3
+    base_delay: float = 0.5
+    max_delay: float = 10.0
+
+    def delay(self, attempt: int) -> float:
+        """Full-jitter exponential backoff (attempt counts from 1)."""
+        return random.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
+
+
+class HttpPeer:
+    """An aiohttp session for one peer (one cluster's RMs, one history server, ...).
+
+    ``get`` retries transport errors and 5xx answers with jittered backoff and returns
+    every other answer, redirects included (a 307 from a standby RM is information, not
+    something to follow blindly).
+    """
+
+    def __init__(
+        self,
+        *,
+        timeout: float = 30.0,
+        connect_timeout: float = 5.0,
+        user_name: str | None = None,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        retry: RetryPolicy = RetryPolicy(),
+        connections_per_host: int = 4,
+        verify_tls: bool = True,
+    ) -> None:
+        self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=connect_timeout)
+        self._user_name = user_name
+        self._max_body = max_body_bytes
+        self._retry = retry
+        self._connections_per_host = connections_per_host
+        self._verify_tls = verify_tls
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(
+                limit_per_host=self._connections_per_host,
+                ssl=None if self._verify_tls else False,
+            )
+            self._session = aiohttp.ClientSession(
+                timeout=self._timeout,
+                connector=connector,
+                headers={"Accept": "application/json", "Accept-Encoding": "gzip, deflate"},
+                raise_for_status=False,
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def get(self, url: str, params: Mapping[str, str] | None = None) -> Response:
+        return await self.request("GET", url, params=params)
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json_body: object | None = None,
+    ) -> Response:
+        query = dict(params or {})
+        if self._user_name and "user.name" not in query:
+            query["user.name"] = self._user_name
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = await self._once(method, url, query, json_body)
+            except PeerUnreachable as exc:
+                if attempt >= self._retry.attempts:
+                    raise
+                log.debug("http.retry", url=url, attempt=attempt, error=exc.message)
+            else:
+                if response.status < 500 or attempt >= self._retry.attempts:
+                    return response
+                log.debug("http.retry", url=url, attempt=attempt, status=response.status)
+            await asyncio.sleep(self._retry.delay(attempt))
+
+    async def _once(
+        self, method: str, url: str, query: Mapping[str, str], json_body: object | None
+    ) -> Response:
+        try:
+            async with self._client().request(
+                method, url, params=query, json=json_body, allow_redirects=False
+            ) as resp:
+                declared = resp.content_length
+                if declared is not None and declared > self._max_body:
+                    raise BodyTooLarge(url, f"response of {declared} bytes exceeds the limit of {self._max_body}")
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in resp.content.iter_chunked(1 << 20):
+                    size += len(chunk)
+                    if size > self._max_body:
+                        raise BodyTooLarge(url, f"response exceeds the limit of {self._max_body} bytes")
+                    chunks.append(chunk)
+                return Response(str(resp.url), resp.status, resp.headers, b"".join(chunks))
+        except asyncio.TimeoutError:
+            raise PeerUnreachable(url, "timed out") from None
+        except aiohttp.ClientPayloadError as exc:
+            raise PeerUnreachable(url, f"truncated response: {exc}") from None
+        except aiohttp.ClientError as exc:
+            raise PeerUnreachable(url, f"{type(exc).__name__}: {exc}") from None

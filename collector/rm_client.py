@@ -1,0 +1,152 @@
+"""ResourceManager REST client: HA failover and the three calls the poller makes.
+
+Standby RMs answer in several ways, all of which mean "ask the other one":
+a 307 (with or without ``Location``), a 200 ``text/plain`` "This is standby RM ...",
+"There is no active RM right now", or any other non-JSON body. ``/ws/v1/cluster/info``
+is never redirected and tells the HA state directly, so it is how the active RM is found.
+"""
+
+from __future__ import annotations
+
+import email.utils
+from collections.abc import Mapping, Sequence
+
+import structlog
+
+from .http import HttpPeer, PeerError, PeerHTTPError, PeerUnreachable, Response
+from .rm_models import (
+    ACTIVE_STATES,
+    TERMINAL_STATES,
+    AppsPage,
+    ClusterInfo,
+    ParseError,
+    RawApp,
+    parse_app,
+    parse_apps,
+    parse_cluster_info,
+)
+
+log = structlog.get_logger(__name__)
+
+APPS_PATH = "/ws/v1/cluster/apps"
+INFO_PATH = "/ws/v1/cluster/info"
+
+
+class StandbyAnswer(PeerError):
+    """This RM is not the active one."""
+
+
+class NoActiveRM(PeerError):
+    """None of the configured RMs is active right now (failover in progress, or all down)."""
+
+
+class BadAnswer(PeerError):
+    """The RM answered something that is not the JSON we asked for."""
+
+
+def classify(resp: Response) -> None:
+    """Raise the typed error a non-usable RM answer stands for; return if it is JSON to parse."""
+    if resp.status in (301, 302, 303, 307, 308):
+        where = resp.headers.get("Location")
+        raise StandbyAnswer(resp.url, f"redirect {resp.status} to {where or 'nowhere'} (standby RM)")
+    if resp.status == 200 and resp.content_type != "application/json":
+        text = resp.excerpt()
+        if text.startswith(("This is standby RM", "There is no active RM")):
+            raise StandbyAnswer(resp.url, text)
+        raise StandbyAnswer(resp.url, f"non-JSON answer ({resp.content_type or 'no content type'}): {text!r}")
+    if resp.status != 200:
+        raise PeerHTTPError(resp.url, resp.status, resp.excerpt())
+
+
+def rm_clock_ms(resp: Response) -> int | None:
+    """The RM's own time from its ``Date`` header (second precision)."""
+    value = resp.headers.get("Date")
+    if not value:
+        return None
+    try:
+        return int(email.utils.parsedate_to_datetime(value).timestamp() * 1000)
+    except (TypeError, ValueError):
+        return None
+
+
+class ResourceManager:
+    def __init__(self, urls: Sequence[str], peer: HttpPeer, *, cluster: str) -> None:
+        if not urls:
+            raise ValueError("at least one ResourceManager URL is required")
+        self.urls = [u.rstrip("/") for u in urls]
+        self.peer = peer
+        self.cluster = cluster
+        self.active_url: str | None = self.urls[0] if len(self.urls) == 1 else None
+        self.failovers = 0
+        self.last_info: ClusterInfo | None = None
+
+    async def cluster_info(self) -> tuple[ClusterInfo, int | None]:
+        """Info of the active RM and its clock; finds the active RM on the way."""
+        resp = await self._get(INFO_PATH)
+        info = parse_cluster_info(resp.body)
+        self.last_info = info
+        return info, rm_clock_ms(resp)
+
+    async def active_apps(self) -> AppsPage:
+        return await self._apps({"states": ",".join(ACTIVE_STATES), "deSelects": "resourceRequests"})
+
+    async def ended_apps(self, finished_since_ms: int) -> AppsPage:
+        return await self._apps(
+            {
+                "states": ",".join(TERMINAL_STATES),
+                "finishedTimeBegin": str(max(0, finished_since_ms)),
+                "deSelects": "resourceRequests",
+            }
+        )
+
+    async def app(self, app_id: str) -> RawApp | None:
+        """One app, or None when the RM no longer knows it (evicted or lost in a restart)."""
+        try:
+            resp = await self._get(f"{APPS_PATH}/{app_id}")
+        except PeerHTTPError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return parse_app(resp.body)
+
+    async def _apps(self, params: Mapping[str, str]) -> AppsPage:
+        resp = await self._get(APPS_PATH, params)
+        return parse_apps(resp.body)
+
+    async def _get(self, path: str, params: Mapping[str, str] | None = None) -> Response:
+        last: PeerError | None = None
+        # Each RM gets one chance per call: the active one first, then the others.
+        for _ in range(len(self.urls) + 1):
+            base = self.active_url or await self._find_active()
+            try:
+                resp = await self.peer.get(base + path, params)
+                classify(resp)
+                return resp
+            except (StandbyAnswer, PeerUnreachable) as exc:
+                last = exc
+                if len(self.urls) == 1:
+                    raise
+                log.warning("rm.failover", cluster=self.cluster, rm=base, reason=exc.message)
+                self.active_url = None
+                self.failovers += 1
+        assert last is not None
+        raise NoActiveRM(self.urls[0], f"no active ResourceManager answered: {last.message}")
+
+    async def _find_active(self) -> str:
+        reasons: list[str] = []
+        for base in self.urls:
+            try:
+                resp = await self.peer.get(base + INFO_PATH)
+                classify(resp)
+                info = parse_cluster_info(resp.body)
+            except (PeerError, ParseError) as exc:
+                reasons.append(f"{base}: {getattr(exc, 'message', exc)}")
+                continue
+            if info.is_standby:
+                reasons.append(f"{base}: haState {info.haState}")
+                continue
+            if self.active_url != base:
+                log.info("rm.active", cluster=self.cluster, rm=base, ha_state=info.haState)
+            self.active_url = base
+            return base
+        raise NoActiveRM(self.urls[0], "no active ResourceManager: " + "; ".join(reasons))

@@ -1,0 +1,246 @@
+"""Typed records of the ResourceManager REST answers, parsed once at the boundary.
+
+Everything the RM can send that has broken other tools is absorbed here and nowhere else:
+``"apps": null`` (2.x) and ``"apps": {}`` (3.x) for "no apps", fields missing on older
+versions, numbers sent as strings, ``-1`` in resource fields after an app ended,
+``launchTime: 0`` before launch, and ``resourceSecondsMap`` repeating the key ``entry``.
+
+Decoding goes straight from bytes into ``msgspec`` structs with only the fields we use,
+which is cheaper than building dicts for the whole answer.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import msgspec
+
+ACTIVE_STATES = ("NEW", "NEW_SAVING", "SUBMITTED", "ACCEPTED", "RUNNING")
+TERMINAL_STATES = ("FINISHED", "FAILED", "KILLED")
+ALL_STATES = frozenset(ACTIVE_STATES + TERMINAL_STATES)
+
+
+class ParseError(ValueError):
+    """A peer's answer could not be turned into records; ``str()`` is one clear line."""
+
+
+_NULL_RAW = msgspec.Raw(b"null")
+
+
+class RawApp(msgspec.Struct, kw_only=True):
+    """One element of ``apps.app`` as the RM sends it (Hadoop 2.7 to 3.x)."""
+
+    id: str
+    state: str
+    user: str | None = None
+    name: str | None = None
+    queue: str | None = None
+    finalStatus: str | None = None
+    progress: float | None = None
+    trackingUI: str | None = None
+    trackingUrl: str | None = None
+    diagnostics: str | None = None
+    clusterId: int | None = None
+    applicationType: str | None = None
+    applicationTags: str | None = None
+    priority: int | None = None
+    startedTime: int | None = None
+    launchTime: int | None = None
+    finishedTime: int | None = None
+    elapsedTime: int | None = None
+    amContainerLogs: str | None = None
+    amHostHttpAddress: str | None = None
+    allocatedMB: int | None = None
+    allocatedVCores: int | None = None
+    reservedMB: int | None = None
+    reservedVCores: int | None = None
+    runningContainers: int | None = None
+    memorySeconds: int | None = None
+    vcoreSeconds: int | None = None
+    queueUsagePercentage: float | None = None
+    clusterUsagePercentage: float | None = None
+    # Raw: the RM repeats the key "entry", which a dict decoder would collapse.
+    resourceSecondsMap: msgspec.Raw = _NULL_RAW
+    preemptedResourceMB: int | None = None
+    preemptedResourceVCores: int | None = None
+    numNonAMContainerPreempted: int | None = None
+    numAMContainerPreempted: int | None = None
+    preemptedMemorySeconds: int | None = None
+    preemptedVcoreSeconds: int | None = None
+    logAggregationStatus: str | None = None
+    unmanagedApplication: bool | None = None
+    amNodeLabelExpression: str | None = None
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state in TERMINAL_STATES
+
+
+class _AppList(msgspec.Struct):
+    # 3.x always sends a list; a lone object is accepted too, as some proxies re-encode it so.
+    app: list[RawApp] | RawApp | None = None
+
+
+class _AppsAnswer(msgspec.Struct):
+    apps: _AppList | None = None
+
+
+class _RawAppList(msgspec.Struct):
+    app: list[msgspec.Raw] | None = None
+
+
+class _RawAppsAnswer(msgspec.Struct):
+    apps: _RawAppList | None = None
+
+
+class _OneAppAnswer(msgspec.Struct):
+    app: RawApp
+
+
+class ClusterInfo(msgspec.Struct, kw_only=True):
+    id: int | None = None
+    startedOn: int | None = None
+    state: str | None = None
+    haState: str | None = None
+    rmStateStoreName: str | None = None
+    resourceManagerVersion: str | None = None
+    hadoopVersion: str | None = None
+    haZooKeeperConnectionState: str | None = None
+
+    @property
+    def is_standby(self) -> bool:
+        # Non-HA RMs report ACTIVE too (2.7 and later); a missing haState means a very
+        # old RM without HA, which is by definition the active one.
+        return self.haState is not None and self.haState.upper() != "ACTIVE"
+
+
+class _ClusterInfoAnswer(msgspec.Struct):
+    clusterInfo: ClusterInfo
+
+
+# strict=False: accept numbers sent as strings ("267329") and bools as "true".
+_apps_decoder = msgspec.json.Decoder(_AppsAnswer, strict=False)
+_raw_apps_decoder = msgspec.json.Decoder(_RawAppsAnswer, strict=False)
+_app_decoder = msgspec.json.Decoder(RawApp, strict=False)
+_one_app_decoder = msgspec.json.Decoder(_OneAppAnswer, strict=False)
+_cluster_info_decoder = msgspec.json.Decoder(_ClusterInfoAnswer, strict=False)
+
+
+@dataclass(frozen=True, slots=True)
+class AppsPage:
+    """The parsed ``/ws/v1/cluster/apps`` answer.
+
+    ``unreadable_ids`` are apps present in the answer whose record could not be parsed: the
+    tracker must treat them as "still there, state unknown", never as vanished.
+    ``complete`` is False when some element could not even be identified, in which case the
+    answer cannot prove that an app is absent.
+    """
+
+    apps: list[RawApp]
+    unreadable_ids: frozenset[str] = frozenset()
+    complete: bool = True
+    problems: tuple[str, ...] = ()
+
+
+def _describe(exc: Exception) -> str:
+    return str(exc).splitlines()[0][:300]
+
+
+def parse_apps(body: bytes) -> AppsPage:
+    """Parse an apps list; raise ``ParseError`` only when the answer as a whole is unusable."""
+    try:
+        answer = _apps_decoder.decode(body)
+    except msgspec.DecodeError as exc:
+        if isinstance(exc, msgspec.ValidationError):
+            return _parse_apps_one_by_one(body, exc)
+        raise ParseError(f"apps answer is not valid JSON: {_describe(exc)}") from None
+    if answer.apps is None or answer.apps.app is None:
+        return AppsPage([])
+    apps = answer.apps.app
+    return AppsPage(apps if isinstance(apps, list) else [apps])
+
+
+def _parse_apps_one_by_one(body: bytes, first_error: Exception) -> AppsPage:
+    """Slow path when some element has a wrong shape: keep every app that parses."""
+    try:
+        answer = _raw_apps_decoder.decode(body)
+    except msgspec.DecodeError:
+        raise ParseError(f"apps answer has an unexpected shape: {_describe(first_error)}") from None
+    apps: list[RawApp] = []
+    unreadable: set[str] = set()
+    problems: list[str] = []
+    complete = True
+    for raw in (answer.apps.app if answer.apps and answer.apps.app else []):
+        try:
+            app = _app_decoder.decode(raw)
+        except msgspec.DecodeError as exc:
+            app_id = _loose_id(raw)
+            if app_id is None:
+                complete = False
+            else:
+                unreadable.add(app_id)
+            problems.append(f"app {app_id or '<no id>'}: {_describe(exc)}")
+            continue
+        apps.append(app)
+    return AppsPage(apps, frozenset(unreadable), complete, tuple(problems))
+
+
+def _loose_id(raw: msgspec.Raw) -> str | None:
+    try:
+        value = json.loads(bytes(raw))
+    except ValueError:
+        return None
+    app_id = value.get("id") if isinstance(value, dict) else None
+    return app_id if isinstance(app_id, str) and app_id.startswith("application_") else None
+
+
+def parse_app(body: bytes) -> RawApp:
+    """Parse ``/ws/v1/cluster/apps/{id}``."""
+    try:
+        return _one_app_decoder.decode(body).app
+    except msgspec.DecodeError as exc:
+        raise ParseError(f"app answer unreadable: {_describe(exc)}") from None
+
+
+def parse_cluster_info(body: bytes) -> ClusterInfo:
+    try:
+        return _cluster_info_decoder.decode(body).clusterInfo
+    except msgspec.DecodeError as exc:
+        raise ParseError(f"cluster info unreadable: {_describe(exc)}") from None
+
+
+class _Pairs(list):  # a JSON object kept as its (key, value) pairs, duplicates included
+    pass
+
+
+def resource_seconds(raw: msgspec.Raw | None) -> dict[str, int] | None:
+    """Decode ``resourceSecondsMap`` keeping every repeated ``entry``.
+
+    Shapes seen: ``{"entry": {"key": k, "value": v}, "entry": {...}}`` (duplicate keys),
+    ``{"entry": [{...}, {...}]}`` and ``{"entry": {...}}`` with one resource.
+    Values may be strings. Anything else gives ``None`` (unknown), never ``{}``.
+    """
+    if raw is None:
+        return None
+    try:
+        top = json.loads(bytes(raw), object_pairs_hook=_Pairs)
+    except ValueError:
+        return None
+    if not isinstance(top, _Pairs):
+        return None
+    entries: list[object] = []
+    for key, value in top:
+        if key == "entry":
+            entries.extend(value if isinstance(value, list) and not isinstance(value, _Pairs) else [value])
+    result: dict[str, int] = {}
+    for entry in entries:
+        if not isinstance(entry, _Pairs):
+            continue
+        fields = dict(entry)
+        name, amount = fields.get("key"), fields.get("value")
+        try:
+            result[str(name)] = int(amount)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            continue
+    return result or None

@@ -1,0 +1,96 @@
+"""One incremental poll of a ResourceManager, turned into transitions.
+
+Per cycle: cluster info (finds the active RM, its clock and restart id), the active apps,
+the apps ended since ``watermark - overlap``, and a lookup of each app we thought active
+that neither answer mentioned. The whole retained list is never fetched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import structlog
+
+from .http import PeerError
+from .rm_client import ResourceManager
+from .rm_models import ClusterInfo, ParseError, RawApp
+from .tracker import TrackerState, Transition, diff, merge_views, missing_active
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class PollResult:
+    transitions: list[Transition]
+    info: ClusterInfo
+    rm_now_ms: int | None
+    apps_seen: int
+
+
+class RmPoller:
+    def __init__(
+        self,
+        rm: ResourceManager,
+        state: TrackerState,
+        *,
+        overlap_ms: int,
+        backfill_ms: int,
+        lookup_concurrency: int = 8,
+    ) -> None:
+        self.rm = rm
+        self.state = state
+        self.overlap_ms = overlap_ms
+        self.backfill_ms = backfill_ms
+        self._lookups = asyncio.Semaphore(lookup_concurrency)
+
+    async def poll(self, local_now_ms: int) -> PollResult:
+        """Observe once; ``state`` only changes in its bookkeeping (cluster id, first watermark).
+
+        Raises ``PeerError``/``ParseError`` when the cycle cannot be trusted as a whole;
+        the caller retries later and nothing is emitted from a partial view.
+        """
+        state = self.state
+        info, rm_now = await self.rm.cluster_info()
+        if info.id is not None and info.id != state.rm_cluster_id:
+            if state.rm_cluster_id is not None:
+                log.warning(
+                    "rm.restarted", cluster=self.rm.cluster, old_id=state.rm_cluster_id, new_id=info.id
+                )
+            state.rm_cluster_id = info.id
+        if state.watermark is None:
+            # First start: report apps that ended within the backfill window, not the
+            # whole retained history. The RM's clock decides, not ours.
+            state.watermark = (rm_now or local_now_ms) - self.backfill_ms
+
+        active = await self.rm.active_apps()
+        ended = await self.rm.ended_apps(state.watermark - self.overlap_ms)
+        view = merge_views(active.apps, ended.apps)
+        unreadable = active.unreadable_ids | ended.unreadable_ids
+        for problem in active.problems + ended.problems:
+            log.warning("rm.unreadable_app", cluster=self.rm.cluster, problem=problem)
+
+        vanished: list[str] = []
+        if active.complete and ended.complete:
+            missing = missing_active(state, view, unreadable)
+            found = await asyncio.gather(*(self._lookup(app_id) for app_id in missing))
+            for app_id, outcome in zip(missing, found):
+                if outcome is _GONE:
+                    vanished.append(app_id)
+                elif isinstance(outcome, RawApp):
+                    view[app_id] = outcome
+        transitions = diff(state, view, vanished)
+        return PollResult(transitions, info, rm_now, len(view))
+
+    async def _lookup(self, app_id: str) -> RawApp | object | None:
+        """The app's record, ``_GONE`` when the RM no longer knows it, None when unsure."""
+        async with self._lookups:
+            try:
+                app = await self.rm.app(app_id)
+            except (PeerError, ParseError) as exc:
+                log.warning("rm.lookup_failed", cluster=self.rm.cluster, app_id=app_id, error=str(exc))
+                return None
+        return _GONE if app is None else app
+
+
+_GONE = object()

@@ -1,0 +1,152 @@
+"""Where transitions come from: a pure diff of what we knew against what the RM shows now.
+
+No I/O, no clock. The poller feeds observations in; the service commits the transitions
+only after the sink acknowledged the events built from them, so a failed delivery simply
+re-derives the same transitions (same sequence numbers, hence same event ids) next cycle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+
+from .rm_models import TERMINAL_STATES, RawApp
+
+
+class Change(str, Enum):
+    STATE = "state_changed"  # first sight or a new state
+    VANISHED = "vanished"  # no longer visible on the RM; not a state change
+
+
+@dataclass(slots=True)
+class Tracked:
+    state: str
+    seq: int  # events emitted for this app so far; part of the event id
+    finished_time: int | None = None
+    visible: bool = True
+    vanished_at: int | None = None  # the watermark when it vanished, for pruning
+
+    @property
+    def terminal(self) -> bool:
+        return self.state in TERMINAL_STATES
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    app_id: str
+    seq: int
+    change: Change
+    previous_state: str | None  # last state we observed; None on first sight
+    state: str  # new state; for VANISHED the last observed one
+    app: RawApp | None  # the RM's record; None for VANISHED
+
+
+@dataclass(slots=True)
+class TrackerState:
+    """Everything needed to resume: checkpointed as a whole (plain data only)."""
+
+    apps: dict[str, Tracked] = field(default_factory=dict)
+    watermark: int | None = None  # largest finishedTime seen, RM clock (ms)
+    rm_cluster_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """One poll cycle's view. ``unreadable`` apps are present but could not be parsed."""
+
+    apps: Iterable[RawApp]
+    vanished: Iterable[str] = ()
+    unreadable: Iterable[str] = ()
+
+
+def merge_views(*pages: Iterable[RawApp]) -> dict[str, RawApp]:
+    """Merge answers fetched one after another; a terminal record wins over an active one
+    (an app can end between the active and the ended request)."""
+    merged: dict[str, RawApp] = {}
+    for page in pages:
+        for app in page:
+            seen = merged.get(app.id)
+            if seen is None or (app.is_terminal and not seen.is_terminal):
+                merged[app.id] = app
+    return merged
+
+
+def diff(state: TrackerState, view: Mapping[str, RawApp], vanished: Iterable[str] = ()) -> list[Transition]:
+    """Transitions from ``state`` to ``view``; ``state`` is not modified."""
+    out: list[Transition] = []
+    known = state.apps
+    for app_id, app in view.items():
+        tracked = known.get(app_id)
+        if tracked is None:
+            out.append(Transition(app_id, 1, Change.STATE, None, app.state, app))
+        elif tracked.terminal:
+            continue  # an end is final; a stale active record after it is ignored
+        elif app.state != tracked.state or not tracked.visible:
+            prev = tracked.state if tracked.visible else None
+            out.append(Transition(app_id, tracked.seq + 1, Change.STATE, prev, app.state, app))
+    for app_id in vanished:
+        tracked = known.get(app_id)
+        if tracked is not None and tracked.visible and not tracked.terminal and app_id not in view:
+            out.append(Transition(app_id, tracked.seq + 1, Change.VANISHED, tracked.state, tracked.state, None))
+    out.sort(key=_occurrence_order)
+    return out
+
+
+def _occurrence_order(t: Transition) -> tuple[int, str]:
+    app = t.app
+    when = 0
+    if app is not None:
+        when = app.finishedTime or app.launchTime or app.startedTime or 0
+    return (when, t.app_id)
+
+
+def missing_active(state: TrackerState, view: Mapping[str, RawApp], unreadable: Iterable[str] = ()) -> list[str]:
+    """Apps we believe active that neither answer mentioned: look each up alone."""
+    skip = set(unreadable)
+    return [
+        app_id
+        for app_id, tracked in state.apps.items()
+        if tracked.visible and not tracked.terminal and app_id not in view and app_id not in skip
+    ]
+
+
+def commit(state: TrackerState, transitions: Iterable[Transition]) -> None:
+    """Apply delivered transitions to ``state`` (in place) and advance the watermark."""
+    apps = state.apps
+    for t in transitions:
+        if t.change is Change.VANISHED:
+            tracked = apps[t.app_id]
+            tracked.seq = t.seq
+            tracked.visible = False
+            tracked.vanished_at = state.watermark
+            continue
+        finished = t.app.finishedTime if t.app is not None and t.app.finishedTime else None
+        tracked = apps.get(t.app_id)
+        if tracked is None:
+            apps[t.app_id] = Tracked(t.state, t.seq, finished)
+        else:
+            tracked.state, tracked.seq, tracked.visible = t.state, t.seq, True
+            tracked.finished_time = finished
+        if finished and t.state in TERMINAL_STATES and (state.watermark is None or finished > state.watermark):
+            state.watermark = finished
+
+
+def prune(state: TrackerState, keep_ms: int) -> int:
+    """Forget ended apps older than the query window and old tombstones; returns how many.
+
+    An ended app outside ``watermark - keep_ms`` can no longer appear in the ended-apps
+    answer, so remembering it protects nothing.
+    """
+    if state.watermark is None:
+        return 0
+    horizon = state.watermark - keep_ms
+    drop = [
+        app_id
+        for app_id, t in state.apps.items()
+        if (t.terminal and t.finished_time is not None and t.finished_time < horizon)
+        or (not t.visible and t.vanished_at is not None and t.vanished_at < horizon)
+    ]
+    for app_id in drop:
+        del state.apps[app_id]
+    return len(drop)

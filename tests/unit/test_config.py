@@ -1,0 +1,96 @@
+"""Configuration: file, ${ENV} expansion, HEC_* environment and --set overrides, clear errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from collector.config import ConfigError, load, parse_duration
+
+BASE = """
+clusters:
+  - name: prod
+    resourcemanager:
+      urls: [http://rm1.example:8088, http://rm2.example:8088/]
+kafka:
+  bootstrap_servers: ${KAFKA:-k1:9092}
+  sasl_mechanism: PLAIN
+  security_protocol: SASL_SSL
+  sasl_username: collector
+  sasl_password: ${KAFKA_PASSWORD}
+"""
+
+
+def write(tmp_path, text=BASE):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_and_expansion(tmp_path):
+    cfg = load(write(tmp_path), env={"KAFKA_PASSWORD": "s3cret"})
+    cluster = cfg.clusters[0]
+    assert cluster.resourcemanager.urls == ["http://rm1.example:8088", "http://rm2.example:8088"]
+    assert cluster.poll.interval == 10.0 and cluster.poll.overlap == 300.0
+    assert cluster.topics == {"applications": "hadoop.yarn.applications"}
+    assert cfg.kafka.bootstrap_servers == ["k1:9092"]
+    assert cfg.sink == "kafka" and cfg.validate_events
+
+
+def test_secrets_never_show_in_repr(tmp_path):
+    cfg = load(write(tmp_path), env={"KAFKA_PASSWORD": "s3cret"})
+    assert cfg.kafka.sasl_password == "s3cret"
+    assert "s3cret" not in repr(cfg)
+
+
+def test_env_then_cli_override(tmp_path):
+    env = {
+        "KAFKA_PASSWORD": "x",
+        "HEC_KAFKA__BOOTSTRAP_SERVERS": "a:1,b:2",
+        "HEC_CLUSTERS__0__POLL__INTERVAL": "2s",
+        "HEC_KAFKA_PORT": "19092",  # not a config key (no "__"): ignored
+    }
+    cfg = load(write(tmp_path), env=env, overrides=["clusters.0.poll.interval=500ms", "sink=stdout"])
+    assert cfg.kafka.bootstrap_servers == ["a:1", "b:2"]
+    assert cfg.clusters[0].poll.interval == 0.5
+    assert cfg.sink == "stdout"
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("clusters.0.pol.interval=1s", "clusters.0: Object contains unknown field `pol`"),
+        ("clusters.0.resourcemanager.urls=rm1:8088", "is not an http(s) URL"),
+        ("clusters.0.resourcemanager.urls=http://rm1:8088/ws/v1", "without a path"),
+        ("clusters.0.poll.interval=fast", "not a duration"),
+        ("kafka.bootstrap_servers=localhost", "is not host:port"),
+        ("clusters.0.name=bad name", "cluster name 'bad name'"),
+        ("clusters.0.topics.queues=x", "unknown kind"),
+        ("sink=s3", "sink"),
+    ],
+)
+def test_each_mistake_has_a_clear_message(tmp_path, override, message):
+    with pytest.raises(ConfigError, match=None) as info:
+        load(write(tmp_path), env={"KAFKA_PASSWORD": "x"}, overrides=[override])
+    assert message in str(info.value)
+
+
+def test_missing_required_and_missing_env(tmp_path):
+    with pytest.raises(ConfigError, match="KAFKA_PASSWORD"):
+        load(write(tmp_path), env={})
+    with pytest.raises(ConfigError, match="missing required field `clusters`"):
+        load(write(tmp_path, "kafka: {}\n"), env={})
+    with pytest.raises(ConfigError, match="missing required field `resourcemanager`"):
+        load(write(tmp_path, "clusters: [{name: a}]\n"), env={})
+    with pytest.raises(ConfigError, match="duplicate name"):
+        load(write(tmp_path, "clusters:\n- {name: a, resourcemanager: {urls: http://x:1}}\n"
+                             "- {name: a, resourcemanager: {urls: http://y:1}}\n"), env={})
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load(tmp_path / "nope.yaml", env={})
+
+
+def test_durations():
+    assert parse_duration("500ms") == 0.5
+    assert parse_duration("2m") == 120
+    assert parse_duration(3) == 3.0
+    with pytest.raises(ValueError):
+        parse_duration("-1s")
