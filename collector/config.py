@@ -92,6 +92,10 @@ class AuthConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     user_name: str | None = None
     verify_tls: bool = True
 
+    def __post_init__(self) -> None:
+        if not self.user_name:
+            self.user_name = None
+
 
 class PollConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     interval: Duration = "10s"

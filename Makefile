@@ -1,0 +1,51 @@
+# Two commands set everything up on a fresh machine: `make run` and `make test`.
+# Downloads are cached outside git (pip's cache, ~/.m2) or in ignored folders (.venv, .stack).
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STACK  := $(PY) deploy/local/stack.py
+PYTEST_ARGS ?=
+RUN_ARGS ?=
+
+.PHONY: help venv jars test unit integration run stack-up stack-down stack-status clean
+
+help:
+	@echo "make run           start the local real stack (Kafka + Hadoop mini cluster), the collector, and a demo job"
+	@echo "make test          every test (starts the local stack for the integration tests)"
+	@echo "make unit          unit tests only (no stack)"
+	@echo "make stack-up | stack-down | stack-status"
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+jars: venv
+	$(STACK) fetch
+
+test: venv jars
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+unit: venv
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+integration: venv jars
+	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
+
+run: stack-up
+	$(PY) deploy/local/run.py $(RUN_ARGS)
+
+stack-up: venv
+	$(STACK) up
+
+stack-down: venv
+	$(STACK) down
+
+stack-status: venv
+	$(STACK) status
+
+clean: stack-down
+	rm -rf .stack

@@ -1,0 +1,152 @@
+"""The main path on real peers: real MapReduce jobs on the Hadoop mini cluster, the collector
+running as its own process (``hadoop-collector run``), events read back from a real Kafka
+topic and compared with what the ResourceManager itself says."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import orjson
+import pytest
+
+from collector.schemas import validate
+
+from .conftest import REPO, create_topic, read_topic, submit, write_config
+
+TERMINAL = {"FINISHED", "FAILED", "KILLED"}
+EXPECTED_END = {"wordcount": ("FINISHED", "SUCCEEDED"), "fail": ("FAILED", "FAILED"), "kill": ("KILLED", "KILLED")}
+
+
+def rm_app(stack, app_id: str) -> dict:
+    with urllib.request.urlopen(f"{stack['HADOOP_RM_URL']}/ws/v1/cluster/apps/{app_id}", timeout=10) as resp:
+        return json.load(resp)["app"]
+
+
+@pytest.fixture(scope="module")
+def run(stack, tmp_path_factory):
+    """Collector + three real jobs (succeeding, failing, killed); the topic read back."""
+    tmp = tmp_path_factory.mktemp("e2e")
+    topic = create_topic(stack["KAFKA_BOOTSTRAP_SERVERS"])
+    config = write_config(tmp / "collector.yaml", stack, topic)
+    log_path = tmp / "collector.log"
+    with open(log_path, "wb") as log_file:
+        collector = subprocess.Popen(
+            [sys.executable, "-m", "collector", "run", "-c", str(config)],
+            cwd=REPO, stdout=log_file, stderr=subprocess.STDOUT,
+        )
+    try:
+        time.sleep(2)  # first poll done: every job below is seen from its first states
+        assert collector.poll() is None, log_path.read_text()
+        with ThreadPoolExecutor(3) as pool:
+            results = list(pool.map(submit, EXPECTED_END))
+        ids = {r["job"]: r["application_id"] for r in results}
+
+        def all_ended(records) -> bool:
+            ended = {orjson.loads(r.value)["subject"] for r in records
+                     if orjson.loads(r.value)["data"].get("state") in TERMINAL}
+            return set(ids.values()) <= ended
+
+        records = read_topic(stack["KAFKA_BOOTSTRAP_SERVERS"], topic, all_ended, timeout=180)
+    finally:
+        stop_started = time.monotonic()
+        collector.send_signal(signal.SIGTERM)
+        try:
+            exit_code = collector.wait(timeout=45)
+        except subprocess.TimeoutExpired:
+            collector.kill()
+            exit_code = "hung"
+        stop_seconds = time.monotonic() - stop_started
+    log_lines = [json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")]
+    return {"ids": ids, "records": records, "exit_code": exit_code, "stop_seconds": stop_seconds,
+            "log": log_lines, "log_path": log_path, "stack": stack}
+
+
+def events_of(run, app_id):
+    return [(r, orjson.loads(r.value)) for r in run["records"] if orjson.loads(r.value)["subject"] == app_id]
+
+
+@pytest.mark.parametrize("job", list(EXPECTED_END))
+def test_each_job_streams_its_ordered_transitions(run, job):
+    app_id = run["ids"][job]
+    events = events_of(run, app_id)
+    states = [e["data"]["state"] for _, e in events]
+    assert events, f"no event for {job} {app_id}; collector log: {run['log_path']}"
+    # a chain: first sight, then each observed change, ending in the job's real end
+    first = events[0][1]["data"]
+    assert first["previous_state"] is None and first["first_seen"]
+    for (_, before), (_, after) in zip(events, events[1:]):
+        assert after["data"]["previous_state"] == before["data"]["state"]
+        assert after["data"]["seq"] == before["data"]["seq"] + 1
+    last = events[-1][1]["data"]
+    assert (last["state"], last["final_status"]) == EXPECTED_END[job], states
+    assert states.count(last["state"]) == 1 and all(s not in TERMINAL for s in states[:-1])
+    # the ResourceManager agrees
+    truth = rm_app(run["stack"], app_id)
+    assert (truth["state"], truth["finalStatus"]) == EXPECTED_END[job]
+    assert last["application"]["finished_time_ms"] == truth["finishedTime"]
+    assert last["application"]["name"] == truth["name"]
+
+
+def test_jobs_that_ran_were_seen_running(run):
+    for job in ("wordcount", "kill"):
+        states = [e["data"]["state"] for _, e in events_of(run, run["ids"][job])]
+        assert "RUNNING" in states, (job, states)
+    done = events_of(run, run["ids"]["wordcount"])[-1][1]["data"]["application"]
+    assert done["memory_seconds"] and done["memory_seconds"] > 0
+    assert done["vcore_seconds"] and done["vcore_seconds"] > 0
+
+
+def test_keys_partitions_ids_and_schemas(run):
+    seen_ids = set()
+    for job, app_id in run["ids"].items():
+        events = events_of(run, app_id)
+        assert {r.key.decode() for r, _ in events} == {f"it/{app_id}"}
+        assert len({r.partition for r, _ in events}) == 1, "one application, one partition"
+        offsets = [r.offset for r, _ in events]
+        assert offsets == sorted(offsets)
+        for _, envelope in events:
+            validate(envelope)
+            assert envelope["source"] == "hadoop://it/yarn"
+            assert envelope["id"] not in seen_ids, "duplicate event"
+            seen_ids.add(envelope["id"])
+
+
+def test_collector_stopped_cleanly_and_logged_no_errors(run):
+    assert run["exit_code"] == 0, run["log_path"].read_text()[-3000:]
+    assert run["stop_seconds"] < 30
+    bad = [line for line in run["log"] if line.get("level") in ("error", "critical")
+           or line.get("event") in ("poll.crashed", "event.schema_violation")]
+    assert not bad, bad
+    assert any(line.get("event") == "collector.stopped" for line in run["log"])
+
+
+def test_once_prints_schema_valid_events_of_the_real_cluster(run, tmp_path):
+    config = write_config(tmp_path / "c.yaml", run["stack"], "unused", backfill="1h")
+    proc = subprocess.run([sys.executable, "-m", "collector", "once", "-c", str(config)],
+                          cwd=REPO, capture_output=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    events = [orjson.loads(line) for line in proc.stdout.splitlines()]
+    by_app = {e["subject"]: e for e in events}
+    for job, app_id in run["ids"].items():
+        event = by_app[app_id]  # a first start reports apps ended within the backfill window
+        validate(event)
+        assert event["data"]["first_seen"] and event["data"]["state"] == EXPECTED_END[job][0]
+
+
+def test_check_reports_the_real_peers(run, tmp_path):
+    topic = create_topic(run["stack"]["KAFKA_BOOTSTRAP_SERVERS"], partitions=1)
+    config = write_config(tmp_path / "c.yaml", run["stack"], topic)
+    proc = subprocess.run([sys.executable, "-m", "collector", "check", "-c", str(config)],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "haState ACTIVE" in proc.stdout and f"topic {topic}: ok" in proc.stdout
+    missing = write_config(tmp_path / "m.yaml", run["stack"], "hec-no-such-topic")
+    proc = subprocess.run([sys.executable, "-m", "collector", "check", "-c", str(missing)],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and "hec-no-such-topic: MISSING" in proc.stdout
