@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import signal
 import subprocess
@@ -18,7 +19,9 @@ import sys
 from pathlib import Path
 
 import orjson
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from collector.cli import format_event
 from collector.config import load
@@ -35,6 +38,37 @@ def stack_env() -> dict[str, str]:
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line and not line.startswith("#"))
 
 
+async def ensure_topic(bootstrap: list[str], topic: str) -> None:
+    """Create the topic up front (3 partitions) so the consumer below starts at its real end."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        if topic not in await admin.list_topics():
+            await admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])
+            print(f"[run] created topic {topic} (3 partitions)", flush=True)
+        (described,) = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    # A new topic's partitions take a moment to serve offsets: wait for that here, quietly,
+    # rather than let the consumer below log its own retries.
+    partitions = [TopicPartition(topic, p["partition"]) for p in described.get("partitions", [])]
+    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await probe.start()
+    aiokafka_log = logging.getLogger("aiokafka")
+    level = aiokafka_log.level
+    aiokafka_log.setLevel(logging.CRITICAL)
+    try:
+        for _ in range(50):
+            try:
+                await probe.end_offsets(partitions)
+                return
+            except KafkaError:
+                await asyncio.sleep(0.2)
+    finally:
+        aiokafka_log.setLevel(level)
+        await probe.stop()
+
+
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--exit-after-demo", action="store_true", help="stop once the demo job has ended")
@@ -49,6 +83,7 @@ async def main() -> int:
     log_path = stack_dir / "logs" / "collector.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
 
+    await ensure_topic(cfg.kafka.bootstrap_servers, topic)
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=cfg.kafka.bootstrap_servers, auto_offset_reset="latest")
     await consumer.start()
     await consumer.seek_to_end()

@@ -5,6 +5,7 @@ topic and compared with what the ResourceManager itself says."""
 from __future__ import annotations
 
 import json
+import select
 import signal
 import subprocess
 import sys
@@ -63,7 +64,7 @@ def run(stack, tmp_path_factory):
             exit_code = "hung"
         stop_seconds = time.monotonic() - stop_started
     log_lines = [json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")]
-    return {"ids": ids, "records": records, "exit_code": exit_code, "stop_seconds": stop_seconds,
+    return {"ids": ids, "records": records, "topic": topic, "exit_code": exit_code, "stop_seconds": stop_seconds,
             "log": log_lines, "log_path": log_path, "stack": stack}
 
 
@@ -150,3 +151,27 @@ def test_check_reports_the_real_peers(run, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "collector", "check", "-c", str(missing)],
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1 and "hec-no-such-topic: MISSING" in proc.stdout
+
+
+def test_tail_prints_the_topic_readably(run, tmp_path):
+    config = write_config(tmp_path / "c.yaml", run["stack"], run["topic"])
+    proc = subprocess.Popen([sys.executable, "-m", "collector", "tail", "--from-beginning", "-c", str(config)],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    wanted = {app_id for app_id in run["ids"].values()}
+    lines = []
+    try:
+        deadline = time.monotonic() + 60
+        while wanted and time.monotonic() < deadline:
+            if not select.select([proc.stdout], [], [], 1.0)[0]:
+                continue
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            wanted -= {a for a in wanted if a in line and ("-> FINISHED" in line or "-> FAILED" in line
+                                                            or "-> KILLED" in line)}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert not wanted, lines
+    assert any("(first seen) ->" in line for line in lines)
