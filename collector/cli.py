@@ -135,6 +135,14 @@ async def _once(cfg: Config, args: argparse.Namespace) -> int:
             worker = ClusterWorker(cluster, sink, cfg.validate_events)
             try:
                 await worker.cycle()
+                # One try at each ended application's history; no waiting for late ones.
+                await worker.enrich_cycle()
+                if worker.pending:
+                    print(
+                        f"hadoop-collector: cluster {cluster.name}: {len(worker.pending)} ended "
+                        "application(s) not yet in their history server; `run` waits for them",
+                        file=sys.stderr,
+                    )
             except (PeerError, ParseError, SinkError) as exc:
                 print(f"hadoop-collector: cluster {cluster.name}: {exc}", file=sys.stderr)
                 status = 1

@@ -114,11 +114,38 @@ class PollConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             raise ValueError("poll.interval must be positive")
 
 
+class HistoryServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    url: str
+    #: Requests in flight to this server at once.
+    concurrency: int = 4
+
+    def __post_init__(self) -> None:
+        self.url = _check_url(self.url, "url")
+        if self.concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+
+
+class EnrichmentConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    #: After this long without history, the finished event goes out as unavailable.
+    max_age: Duration = "15m"
+    first_retry: Duration = "2s"
+    max_retry_interval: Duration = "60s"
+    #: Publish the job's whole counter set too (MapReduce), for users with counters of their own.
+    include_counters: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("max_age", "first_retry", "max_retry_interval"):
+            setattr(self, name, parse_duration(getattr(self, name)))
+
+
 class ClusterConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     name: str
     resourcemanager: ResourceManagerConfig
     auth: AuthConfig = msgspec.field(default_factory=AuthConfig)
     poll: PollConfig = msgspec.field(default_factory=PollConfig)
+    jobhistory: HistoryServerConfig | None = None
+    spark_history: HistoryServerConfig | None = None
+    enrichment: EnrichmentConfig = msgspec.field(default_factory=EnrichmentConfig)
     topics: dict[str, str] = msgspec.field(default_factory=dict)
     diagnostics_limit: int = 4096
 

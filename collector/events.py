@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from .enrichment import Outcome, Pending
 from .rm_models import TERMINAL_STATES, RawApp, resource_seconds
 from .tracker import Change, Transition
 
@@ -23,13 +24,14 @@ _ID_NAMESPACE = uuid.UUID("6f1c8a52-3d0e-4b5e-9a51-2f4f3c0e7d11")
 
 STATE_CHANGED = "yarn.application.state_changed"
 VANISHED = "yarn.application.vanished"
+FINISHED = "yarn.application.finished"
 
 #: Major version of each event type's ``data`` schema.
-SCHEMA_VERSIONS: dict[str, int] = {STATE_CHANGED: 1, VANISHED: 1}
+SCHEMA_VERSIONS: dict[str, int] = {STATE_CHANGED: 1, VANISHED: 1, FINISHED: 1}
 
 #: Which configurable topic each type goes to. All events of one application share a
 #: topic (and a key), so they stay in one partition, in order.
-TOPIC_OF_TYPE: dict[str, str] = {STATE_CHANGED: "applications", VANISHED: "applications"}
+TOPIC_OF_TYPE: dict[str, str] = {STATE_CHANGED: "applications", VANISHED: "applications", FINISHED: "applications"}
 
 DEFAULT_DIAGNOSTICS_LIMIT = 4096
 TRUNCATION_MARKER = "...[truncated {} chars]"
@@ -193,3 +195,31 @@ def transition_event(ctx: EventContext, t: Transition, observed_at_ms: int) -> E
     return Event(
         STATE_CHANGED, key, _envelope(STATE_CHANGED, ctx.cluster, t.app_id, ev_id, when or observed_at_ms, data)
     )
+
+
+def finished_event(ctx: EventContext, p: Pending, outcome: Outcome, now_ms: int) -> Event:
+    """The one final record of an ended application: the RM's figures plus what its history
+    server says it scanned, or why that is unknown. Exactly one per application (its id
+    depends on nothing but the application)."""
+    data = {
+        "cluster": ctx.cluster,
+        "rm_cluster_id": ctx.rm_cluster_id,
+        "application_id": p.app_id,
+        "state": p.state,
+        "final_status": p.final_status,
+        "succeeded": p.state == "FINISHED" and p.final_status == "SUCCEEDED",
+        "observed_at_ms": now_ms,
+        "application": p.record,
+        "enrichment": {
+            "status": outcome.status.value,
+            "reason": outcome.reason,
+            "source": outcome.source or p.source,
+            "attempts": p.attempts,
+            "after_end_ms": max(0, now_ms - p.ended_ms) if p.ended_ms else None,
+            "mapreduce": outcome.mapreduce,
+            "spark": outcome.spark,
+        },
+    }
+    ev_id = event_id(ctx.cluster, p.app_id, "finished")
+    key = application_key(ctx.cluster, p.app_id)
+    return Event(FINISHED, key, _envelope(FINISHED, ctx.cluster, p.app_id, ev_id, p.ended_ms or now_ms, data))

@@ -175,3 +175,12 @@ class HttpPeer:
             raise PeerUnreachable(url, f"truncated response: {exc}") from None
         except aiohttp.ClientError as exc:
             raise PeerUnreachable(url, f"{type(exc).__name__}: {exc}") from None
+
+
+def json_problem(resp: Response, peer_name: str) -> str | None:
+    """Why ``resp`` is not a JSON answer to parse (one line), or None when it is."""
+    if resp.status != 200:
+        return f"{peer_name} answered HTTP {resp.status}: {resp.excerpt()}"
+    if resp.content_type != "application/json":
+        return f"{peer_name} answered non-JSON ({resp.content_type or 'no content type'}): {resp.excerpt()!r}"
+    return None

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft202012Validator, FormatChecker
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
 
 ENVELOPE = "cloudevents.envelope"
 
@@ -45,10 +47,20 @@ def text(name: str) -> str:
 
 
 @cache
+def _registry() -> Registry:
+    """Every schema by its ``$id``, so that one schema can ``$ref`` another's definitions."""
+    resources_ = []
+    for name in names():
+        schema = json.loads(text(name))
+        Draft202012Validator.check_schema(schema)
+        resources_.append((schema["$id"], Resource.from_contents(schema, default_specification=DRAFT202012)))
+    return Registry().with_resources(resources_)
+
+
+@cache
 def _validator(event_type: str, major: int) -> Draft202012Validator:
     schema = json.loads(text(f"{event_type}.v{major}.json"))
-    Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema, format_checker=FormatChecker())
+    return Draft202012Validator(schema, registry=_registry(), format_checker=FormatChecker())
 
 
 def validate(envelope: dict[str, Any]) -> None:

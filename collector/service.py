@@ -9,22 +9,29 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import structlog
 
-from . import schemas
+from . import enrichment, schemas
 from .config import ClusterConfig, Config
-from .events import Event, EventContext, transition_event
+from .enricher import Enricher
+from .enrichment import Pending, pending_for
+from .events import Event, EventContext, finished_event, transition_event
 from .http import HttpPeer, PeerError, RetryPolicy
+from .jhs_client import JobHistory
 from .rm_client import ResourceManager
-from .rm_models import ParseError
+from .rm_models import TERMINAL_STATES, ParseError
+from .shs_client import SparkHistory
 from .rm_poller import PollResult, RmPoller
 from .sinks import Sink, SinkError
 from .tracker import TrackerState, commit, prune
 
 log = structlog.get_logger(__name__)
+
+#: How often the enrichment queue is looked at (each entry keeps its own backoff).
+ENRICH_TICK_S = 1.0
 
 
 def wall_ms() -> int:
@@ -46,40 +53,104 @@ class ClusterWorker:
     validate: bool = True
     clock: Callable[[], int] = wall_ms
     state: TrackerState = field(default_factory=TrackerState)
+    #: Ended applications waiting for their history server (checkpointed with ``state``).
+    pending: dict[str, Pending] = field(default_factory=dict)
     stats: ClusterStats = field(default_factory=ClusterStats)
 
     def __post_init__(self) -> None:
         poll = self.cfg.poll
-        self.peer = HttpPeer(
-            timeout=float(poll.timeout),
-            user_name=self.cfg.auth.user_name,
-            verify_tls=self.cfg.auth.verify_tls,
-            retry=RetryPolicy(attempts=3, base_delay=0.5, max_delay=5.0),
-        )
-        self.rm = ResourceManager(self.cfg.resourcemanager.urls, self.peer, cluster=self.cfg.name)  # type: ignore[arg-type]
+        self._peers: list[HttpPeer] = []
+        self.rm = ResourceManager(self.cfg.resourcemanager.urls, self._peer(), cluster=self.cfg.name)  # type: ignore[arg-type]
         self.poller = RmPoller(
             self.rm,
             self.state,
             overlap_ms=int(float(poll.overlap) * 1000),
             backfill_ms=int(float(poll.backfill) * 1000),
         )
+        enrich = self.cfg.enrichment
+        jhs, shs = self.cfg.jobhistory, self.cfg.spark_history
+        self.enricher = Enricher(
+            JobHistory(jhs.url, self._peer(), concurrency=jhs.concurrency, include_counters=enrich.include_counters)
+            if jhs
+            else None,
+            SparkHistory(shs.url, self._peer(), concurrency=shs.concurrency) if shs else None,
+        )
+        self.retry = enrichment.RetryPolicy(
+            first_delay_ms=int(float(enrich.first_retry) * 1000),
+            max_delay_ms=int(float(enrich.max_retry_interval) * 1000),
+            max_age_ms=int(float(enrich.max_age) * 1000),
+        )
+
+    def _peer(self) -> HttpPeer:
+        """One HTTP session per peer, all with the cluster's auth and timeouts."""
+        peer = HttpPeer(
+            timeout=float(self.cfg.poll.timeout),
+            user_name=self.cfg.auth.user_name,
+            verify_tls=self.cfg.auth.verify_tls,
+            retry=RetryPolicy(attempts=3, base_delay=0.5, max_delay=5.0),
+        )
+        self._peers.append(peer)
+        return peer
+
+    def _context(self) -> EventContext:
+        return EventContext(self.cfg.name, self.state.rm_cluster_id, self.cfg.diagnostics_limit)
 
     async def cycle(self) -> int:
         """One poll; returns how many events were delivered. Raises on any failure."""
         observed_at = self.clock()
         result: PollResult = await self.poller.poll(observed_at)
-        ctx = EventContext(self.cfg.name, self.state.rm_cluster_id, self.cfg.diagnostics_limit)
+        ctx = self._context()
         events = [transition_event(ctx, t, observed_at) for t in result.transitions]
-        events = self._checked(events)
-        await self.sink.send(events, self.cfg.topics)
+        delivered = self._checked(events)
+        await self.sink.send(delivered, self.cfg.topics)
         commit(self.state, result.transitions)
+        # Only now, with the end on Kafka, may its finished event follow (same key, later).
+        for t, event in zip(result.transitions, events):
+            if t.app is not None and t.state in TERMINAL_STATES and t.app_id not in self.pending:
+                self.pending[t.app_id] = pending_for(t.app, event.envelope["data"]["application"], observed_at)
         prune(self.state, int(float(self.cfg.poll.overlap) * 1000))
         self.stats.cycles += 1
-        self.stats.events += len(events)
+        self.stats.events += len(delivered)
         self.stats.last_success_ms = observed_at
-        if events:
-            log.info("poll.delivered", cluster=self.cfg.name, events=len(events), apps_seen=result.apps_seen)
-        return len(events)
+        if delivered:
+            log.info("poll.delivered", cluster=self.cfg.name, events=len(delivered), apps_seen=result.apps_seen)
+        return len(delivered)
+
+    async def enrich_cycle(self) -> int:
+        """Ask the history servers about every ended application whose turn it is; publish
+        the finished events that are settled. Returns how many were delivered."""
+        batch = enrichment.due(self.pending, self.clock())
+        if not batch:
+            return 0
+        outcomes = await asyncio.gather(*(self.enricher.attempt(p) for p in batch))
+        now = self.clock()
+        ctx = self._context()
+        settled: list[str] = []
+        events: list[Event] = []
+        for p, outcome in zip(batch, outcomes):
+            final = enrichment.settle(p, outcome, now, self.retry)
+            if final is None:
+                log.debug("enrichment.waiting", cluster=self.cfg.name, app_id=p.app_id, reason=outcome.reason)
+                continue
+            events.append(finished_event(ctx, p, final, now))
+            settled.append(p.app_id)
+        delivered = self._checked(events)
+        await self.sink.send(delivered, self.cfg.topics)
+        for app_id in settled:
+            del self.pending[app_id]
+        for event in delivered:
+            info = event.envelope["data"]["enrichment"]
+            log.info(
+                "enrichment.published",
+                cluster=self.cfg.name,
+                app_id=event.envelope["subject"],
+                status=info["status"],
+                reason=info["reason"],
+                after_end_ms=info["after_end_ms"],
+                attempts=info["attempts"],
+            )
+        self.stats.events += len(delivered)
+        return len(delivered)
 
     def _checked(self, events: Sequence[Event]) -> list[Event]:
         if not self.validate:
@@ -96,15 +167,23 @@ class ClusterWorker:
         return good
 
     async def run(self, stop: asyncio.Event) -> None:
-        interval = float(self.cfg.poll.interval)
+        """Poll and enrich until ``stop``; each loop finishes the cycle it is in."""
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._loop(stop, "poll", self.cycle, float(self.cfg.poll.interval)))
+            group.create_task(self._loop(stop, "enrich", self.enrich_cycle, ENRICH_TICK_S))
+        if self.pending:
+            # Until the state is checkpointed, these are lost with the process.
+            log.warning("enrichment.pending_at_stop", cluster=self.cfg.name, count=len(self.pending))
+
+    async def _loop(self, stop: asyncio.Event, name: str, step: Callable[[], Awaitable[int]], interval: float) -> None:
         max_backoff = float(self.cfg.poll.max_backoff)
         failures = 0
         while not stop.is_set():
             started = time.monotonic()
             try:
-                await self.cycle()
+                await step()
                 if failures:
-                    log.info("poll.recovered", cluster=self.cfg.name, after_failures=failures)
+                    log.info(f"{name}.recovered", cluster=self.cfg.name, after_failures=failures)
                 failures = 0
                 wait = max(0.0, interval - (time.monotonic() - started))
             except (PeerError, ParseError, SinkError) as exc:
@@ -112,7 +191,7 @@ class ClusterWorker:
                 self.stats.failures += 1
                 wait = min(max_backoff, interval * 2 ** min(failures - 1, 6)) * random.uniform(0.5, 1.0)
                 log.warning(
-                    "poll.failed",
+                    f"{name}.failed",
                     cluster=self.cfg.name,
                     error_type=type(exc).__name__,
                     error=str(exc),
@@ -123,14 +202,15 @@ class ClusterWorker:
                 failures += 1
                 self.stats.failures += 1
                 wait = min(max_backoff, interval * 2 ** min(failures - 1, 6))
-                log.exception("poll.crashed", cluster=self.cfg.name, retry_in_s=round(wait, 1))
+                log.exception(f"{name}.crashed", cluster=self.cfg.name, retry_in_s=round(wait, 1))
             try:
                 await asyncio.wait_for(stop.wait(), timeout=wait)
             except TimeoutError:
                 pass
 
     async def close(self) -> None:
-        await self.peer.close()
+        for peer in self._peers:
+            await peer.close()
 
 
 async def run_service(cfg: Config, sink: Sink, stop: asyncio.Event) -> list[ClusterWorker]:
