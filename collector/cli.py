@@ -13,6 +13,7 @@ import structlog
 
 from . import __version__, schemas
 from .config import Config, ConfigError, load
+from .events import FINISHED, STATE_CHANGED, VANISHED
 from .http import HttpPeer, PeerError
 from .logsetup import configure
 from .rm_client import ResourceManager
@@ -235,10 +236,22 @@ def format_event(value: bytes) -> str:
     except (orjson.JSONDecodeError, AttributeError):
         return f"(not an event) {value[:200]!r}"
     head = f"{ev.get('time')} {ev.get('type')} {ev.get('subject')}"
-    if "state" in data:
+    kind = ev.get("type")
+    if kind == STATE_CHANGED:
         app = data.get("application") or {}
         prev = data.get("previous_state") or "(first seen)"
-        return f"{head} {prev} -> {data['state']} final={data.get('final_status')} name={app.get('name')!r}"
-    if "last_state" in data:
-        return f"{head} vanished (last seen {data['last_state']})"
+        return f"{head} {prev} -> {data.get('state')} final={data.get('final_status')} name={app.get('name')!r}"
+    if kind == VANISHED:
+        return f"{head} vanished (last seen {data.get('last_state')})"
+    if kind == FINISHED:
+        info = data.get("enrichment") or {}
+        figures = info.get("mapreduce") or info.get("spark") or {}
+        line = f"{head} {data.get('state')}/{data.get('final_status')} enrichment={info.get('status')}"
+        if figures:
+            line += f" input_bytes={figures.get('input_bytes')}"
+        if info.get("after_end_ms") is not None:
+            line += f" after_end={info['after_end_ms'] / 1000:.1f}s"
+        if info.get("reason"):
+            line += f" reason={info['reason']!r}"
+        return line
     return f"{head} {orjson.dumps(data).decode()[:200]}"

@@ -96,7 +96,26 @@ def read_topic(bootstrap: str, topic: str, done, timeout: float) -> list:
     return asyncio.run(consume())
 
 
-def write_config(path: Path, stack: dict[str, str], topic: str, *, interval: str = "1s", backfill: str = "0s") -> Path:
+def write_config(
+    path: Path,
+    stack: dict[str, str],
+    topic: str,
+    *,
+    interval: str = "1s",
+    backfill: str = "0s",
+    max_age: str = "30s",
+) -> Path:
+    history = f"""
+    jobhistory:
+      url: {stack["HADOOP_JHS_URL"]}
+    enrichment:
+      max_age: {max_age}
+      first_retry: 1s
+      max_retry_interval: 5s"""
+    if stack.get("SPARK_HISTORY_URL"):
+        history += f"""
+    spark_history:
+      url: {stack["SPARK_HISTORY_URL"]}"""
     path.write_text(
         f"""
 clusters:
@@ -107,7 +126,7 @@ clusters:
       user_name: "{stack.get("HADOOP_USER", "")}"
     poll:
       interval: {interval}
-      backfill: {backfill}
+      backfill: {backfill}{history}
     topics:
       applications: {topic}
 kafka:

@@ -21,12 +21,18 @@ from collector.schemas import validate
 from .conftest import REPO, create_topic, read_topic, submit, write_config
 
 TERMINAL = {"FINISHED", "FAILED", "KILLED"}
+STATE_CHANGED = "yarn.application.state_changed"
+FINISHED = "yarn.application.finished"
 EXPECTED_END = {"wordcount": ("FINISHED", "SUCCEEDED"), "fail": ("FAILED", "FAILED"), "kill": ("KILLED", "KILLED")}
 
 
+def get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        return json.load(resp)
+
+
 def rm_app(stack, app_id: str) -> dict:
-    with urllib.request.urlopen(f"{stack['HADOOP_RM_URL']}/ws/v1/cluster/apps/{app_id}", timeout=10) as resp:
-        return json.load(resp)["app"]
+    return get_json(f"{stack['HADOOP_RM_URL']}/ws/v1/cluster/apps/{app_id}")["app"]
 
 
 @pytest.fixture(scope="module")
@@ -47,10 +53,12 @@ def run(stack, tmp_path_factory):
         with ThreadPoolExecutor(3) as pool:
             results = list(pool.map(submit, EXPECTED_END))
         ids = {r["job"]: r["application_id"] for r in results}
+        names = {r["job"]: r["name"] for r in results}
 
         def all_ended(records) -> bool:
+            # every job's final record (finished event, after any wait for its history)
             ended = {orjson.loads(r.value)["subject"] for r in records
-                     if orjson.loads(r.value)["data"].get("state") in TERMINAL}
+                     if orjson.loads(r.value)["type"] == FINISHED}
             return set(ids.values()) <= ended
 
         records = read_topic(stack["KAFKA_BOOTSTRAP_SERVERS"], topic, all_ended, timeout=180)
@@ -64,12 +72,14 @@ def run(stack, tmp_path_factory):
             exit_code = "hung"
         stop_seconds = time.monotonic() - stop_started
     log_lines = [json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")]
-    return {"ids": ids, "records": records, "topic": topic, "exit_code": exit_code, "stop_seconds": stop_seconds,
+    return {"ids": ids, "names": names, "records": records, "topic": topic, "exit_code": exit_code, "stop_seconds": stop_seconds,
             "log": log_lines, "log_path": log_path, "stack": stack}
 
 
-def events_of(run, app_id):
-    return [(r, orjson.loads(r.value)) for r in run["records"] if orjson.loads(r.value)["subject"] == app_id]
+def events_of(run, app_id, event_type=STATE_CHANGED):
+    """(record, event) pairs of one application; all types when ``event_type`` is None."""
+    pairs = [(r, orjson.loads(r.value)) for r in run["records"]]
+    return [(r, e) for r, e in pairs if e["subject"] == app_id and event_type in (None, e["type"])]
 
 
 @pytest.mark.parametrize("job", list(EXPECTED_END))
@@ -106,7 +116,7 @@ def test_jobs_that_ran_were_seen_running(run):
 def test_keys_partitions_ids_and_schemas(run):
     seen_ids = set()
     for job, app_id in run["ids"].items():
-        events = events_of(run, app_id)
+        events = events_of(run, app_id, None)
         assert {r.key.decode() for r, _ in events} == {f"it/{app_id}"}
         assert len({r.partition for r, _ in events}) == 1, "one application, one partition"
         offsets = [r.offset for r, _ in events]
@@ -168,10 +178,53 @@ def test_tail_prints_the_topic_readably(run, tmp_path):
             if not line:
                 break
             lines.append(line)
-            wanted -= {a for a in wanted if a in line and ("-> FINISHED" in line or "-> FAILED" in line
-                                                            or "-> KILLED" in line)}
+            wanted -= {a for a in wanted if a in line and FINISHED in line}
     finally:
         proc.terminate()
         proc.wait(timeout=10)
     assert not wanted, lines
     assert any("(first seen) ->" in line for line in lines)
+
+
+def test_wordcount_finished_event_carries_the_jobhistory_scan(run):
+    stack, app_id = run["stack"], run["ids"]["wordcount"]
+    ((record, event),) = events_of(run, app_id, FINISHED)
+    info = event["data"]["enrichment"]
+    assert info["status"] == "ok", info
+    figures = info["mapreduce"]
+    # the JobHistory Server's own counters
+    job_id = app_id.replace("application_", "job_")
+    groups = get_json(f"{stack['HADOOP_JHS_URL']}/ws/v1/history/mapreduce/jobs/{job_id}/counters")
+    totals = {(g["counterGroupName"], c["name"]): c["totalCounterValue"]
+              for g in groups["jobCounters"]["counterGroup"] for c in g["counter"]}
+    assert figures["input_bytes"] == totals[("org.apache.hadoop.mapreduce.lib.input.FileInputFormatCounter",
+                                             "BYTES_READ")]
+    assert figures["hdfs_bytes_read"] == totals[("org.apache.hadoop.mapreduce.FileSystemCounter", "HDFS_BYTES_READ")]
+    # and at least the input's size in HDFS
+    user = stack.get("HADOOP_USER", "")
+    summary = get_json(f"{stack['HADOOP_WEBHDFS_URL']}/webhdfs/v1/user/{user}/hec-jobs/"
+                       f"{run['names']['wordcount']}/in?op=GETCONTENTSUMMARY&user.name={user}")
+    assert figures["input_bytes"] >= summary["ContentSummary"]["length"] > 0
+    assert figures["maps"] >= 1 and figures["reduces"] == 1 and figures["job_state"] == "SUCCEEDED"
+    assert figures["output_bytes"] and figures["output_bytes"] > 0
+    assert event["data"]["succeeded"] and event["time"] == events_of(run, app_id)[-1][1]["time"]
+    assert info["source"]["server"] == "jobhistory" and info["after_end_ms"] >= 0
+    print(f"\nwordcount: finished event {info['after_end_ms']} ms after the RM's end, {info['attempts']} tries")
+
+
+@pytest.mark.parametrize("job", ["fail", "kill"])
+def test_unsuccessful_jobs_get_one_finished_event_that_says_why(run, job):
+    app_id = run["ids"][job]
+    finished = events_of(run, app_id, FINISHED)
+    assert len(finished) == 1
+    record, event = finished[0]
+    data, info = event["data"], event["data"]["enrichment"]
+    assert (data["state"], data["final_status"]) == EXPECTED_END[job] and data["succeeded"] is False
+    if info["status"] == "ok":
+        assert info["mapreduce"]["job_state"] in ("FAILED", "KILLED")
+    else:
+        assert info["status"] == "unavailable" and info["reason"], info
+    # after the terminal transition, in the same partition
+    last_transition = events_of(run, app_id)[-1][0]
+    assert record.partition == last_transition.partition and record.offset > last_transition.offset
+    print(f"\n{job}: finished event status {info['status']} ({info['reason']}) after {info['after_end_ms']} ms")
