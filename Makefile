@@ -7,12 +7,13 @@ STACK  := $(PY) deploy/local/stack.py
 PYTEST_ARGS ?=
 RUN_ARGS ?=
 
-.PHONY: help venv jars test unit integration run stack-up stack-down stack-status clean
+.PHONY: help venv jars test unit integration lint run stack-up stack-down stack-status clean
 
 help:
 	@echo "make run           start the local real stack (Kafka + Hadoop mini cluster), the collector, and a demo job"
 	@echo "make test          every test (starts the local stack for the integration tests)"
 	@echo "make unit          unit tests only (no stack)"
+	@echo "make lint          ruff"
 	@echo "make stack-up | stack-down | stack-status"
 
 $(VENV)/.installed: pyproject.toml
@@ -26,8 +27,11 @@ venv: $(VENV)/.installed
 jars: venv
 	$(STACK) fetch
 
-test: venv jars
+test: venv jars lint
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check collector tests deploy/local/run.py
 
 unit: venv
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)

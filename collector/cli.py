@@ -16,8 +16,8 @@ from .config import Config, ConfigError, load
 from .events import FINISHED, STATE_CHANGED, VANISHED
 from .http import HttpPeer, PeerError
 from .logsetup import configure
+from .parsing import ParseError
 from .rm_client import ResourceManager
-from .rm_models import ParseError
 from .service import ClusterWorker, run_service
 from .sinks import KafkaSink, SinkError, StdoutSink, producer_settings
 

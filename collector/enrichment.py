@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 import msgspec
@@ -20,7 +20,7 @@ import msgspec
 from .rm_models import RawApp
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     OK = "ok"
     NOT_APPLICABLE = "not_applicable"
     UNAVAILABLE = "unavailable"

@@ -169,7 +169,7 @@ class HttpPeer:
                         raise BodyTooLarge(url, f"response exceeds the limit of {self._max_body} bytes")
                     chunks.append(chunk)
                 return Response(str(resp.url), resp.status, resp.headers, b"".join(chunks))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise PeerUnreachable(url, "timed out") from None
         except aiohttp.ClientPayloadError as exc:
             raise PeerUnreachable(url, f"truncated response: {exc}") from None

@@ -7,7 +7,7 @@ import asyncio
 from .enrichment import Outcome, not_yet, ok, unavailable
 from .http import HttpPeer, PeerError, Response, json_problem
 from .jhs_models import job_id_of, mapreduce_figures, parse_counters, parse_job
-from .rm_models import ParseError
+from .parsing import ParseError
 
 SERVER = "jobhistory"
 

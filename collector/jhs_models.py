@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from .rm_models import ParseError
+from .parsing import ParseError, first_line
 
 FS_GROUPS = ("org.apache.hadoop.mapreduce.FileSystemCounter", "FileSystemCounters")
 INPUT_GROUPS = (
@@ -87,7 +87,7 @@ def parse_job(body: bytes) -> JhsJob:
     try:
         return _job_decoder.decode(body).job
     except msgspec.DecodeError as exc:
-        raise ParseError(f"job answer unreadable: {str(exc).splitlines()[0][:300]}") from None
+        raise ParseError(f"job answer unreadable: {first_line(exc)}") from None
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -101,7 +101,7 @@ def parse_counters(body: bytes) -> Counters:
     try:
         answer = _counters_decoder.decode(body).jobCounters
     except msgspec.DecodeError as exc:
-        raise ParseError(f"counters answer unreadable: {str(exc).splitlines()[0][:300]}") from None
+        raise ParseError(f"counters answer unreadable: {first_line(exc)}") from None
     out: Counters = {}
     for group in _as_list(answer.counterGroup):
         values = out.setdefault(group.counterGroupName, {})

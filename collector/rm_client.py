@@ -14,12 +14,12 @@ from collections.abc import Mapping, Sequence
 import structlog
 
 from .http import HttpPeer, PeerError, PeerHTTPError, PeerUnreachable, Response
+from .parsing import ParseError
 from .rm_models import (
     ACTIVE_STATES,
     TERMINAL_STATES,
     AppsPage,
     ClusterInfo,
-    ParseError,
     RawApp,
     parse_app,
     parse_apps,

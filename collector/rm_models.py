@@ -16,13 +16,11 @@ from dataclasses import dataclass
 
 import msgspec
 
+from .parsing import ParseError, first_line
+
 ACTIVE_STATES = ("NEW", "NEW_SAVING", "SUBMITTED", "ACCEPTED", "RUNNING")
 TERMINAL_STATES = ("FINISHED", "FAILED", "KILLED")
 ALL_STATES = frozenset(ACTIVE_STATES + TERMINAL_STATES)
-
-
-class ParseError(ValueError):
-    """A peer's answer could not be turned into records; ``str()`` is one clear line."""
 
 
 _NULL_RAW = msgspec.Raw(b"null")
@@ -143,10 +141,6 @@ class AppsPage:
     problems: tuple[str, ...] = ()
 
 
-def _describe(exc: Exception) -> str:
-    return str(exc).splitlines()[0][:300]
-
-
 def parse_apps(body: bytes) -> AppsPage:
     """Parse an apps list; raise ``ParseError`` only when the answer as a whole is unusable."""
     try:
@@ -154,7 +148,7 @@ def parse_apps(body: bytes) -> AppsPage:
     except msgspec.DecodeError as exc:
         if isinstance(exc, msgspec.ValidationError):
             return _parse_apps_one_by_one(body, exc)
-        raise ParseError(f"apps answer is not valid JSON: {_describe(exc)}") from None
+        raise ParseError(f"apps answer is not valid JSON: {first_line(exc)}") from None
     if answer.apps is None or answer.apps.app is None:
         return AppsPage([])
     apps = answer.apps.app
@@ -166,7 +160,7 @@ def _parse_apps_one_by_one(body: bytes, first_error: Exception) -> AppsPage:
     try:
         answer = _raw_apps_decoder.decode(body)
     except msgspec.DecodeError:
-        raise ParseError(f"apps answer has an unexpected shape: {_describe(first_error)}") from None
+        raise ParseError(f"apps answer has an unexpected shape: {first_line(first_error)}") from None
     apps: list[RawApp] = []
     unreadable: set[str] = set()
     problems: list[str] = []
@@ -180,7 +174,7 @@ def _parse_apps_one_by_one(body: bytes, first_error: Exception) -> AppsPage:
                 complete = False
             else:
                 unreadable.add(app_id)
-            problems.append(f"app {app_id or '<no id>'}: {_describe(exc)}")
+            problems.append(f"app {app_id or '<no id>'}: {first_line(exc)}")
             continue
         apps.append(app)
     return AppsPage(apps, frozenset(unreadable), complete, tuple(problems))
@@ -200,14 +194,14 @@ def parse_app(body: bytes) -> RawApp:
     try:
         return _one_app_decoder.decode(body).app
     except msgspec.DecodeError as exc:
-        raise ParseError(f"app answer unreadable: {_describe(exc)}") from None
+        raise ParseError(f"app answer unreadable: {first_line(exc)}") from None
 
 
 def parse_cluster_info(body: bytes) -> ClusterInfo:
     try:
         return _cluster_info_decoder.decode(body).clusterInfo
     except msgspec.DecodeError as exc:
-        raise ParseError(f"cluster info unreadable: {_describe(exc)}") from None
+        raise ParseError(f"cluster info unreadable: {first_line(exc)}") from None
 
 
 class _Pairs(list):  # a JSON object kept as its (key, value) pairs, duplicates included

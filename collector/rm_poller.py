@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import structlog
 
 from .http import PeerError
+from .parsing import ParseError
 from .rm_client import ResourceManager
-from .rm_models import ClusterInfo, ParseError, RawApp
+from .rm_models import ClusterInfo, RawApp
 from .tracker import TrackerState, Transition, diff, merge_views, missing_active
 
 log = structlog.get_logger(__name__)
@@ -74,7 +75,7 @@ class RmPoller:
         if active.complete and ended.complete:
             missing = missing_active(state, view, unreadable)
             found = await asyncio.gather(*(self._lookup(app_id) for app_id in missing))
-            for app_id, outcome in zip(missing, found):
+            for app_id, outcome in zip(missing, found, strict=True):
                 if outcome is _GONE:
                     vanished.append(app_id)
                 elif isinstance(outcome, RawApp):

@@ -21,10 +21,11 @@ from .enrichment import Pending, pending_for
 from .events import Event, EventContext, finished_event, transition_event
 from .http import HttpPeer, PeerError, RetryPolicy
 from .jhs_client import JobHistory
+from .parsing import ParseError
 from .rm_client import ResourceManager
-from .rm_models import TERMINAL_STATES, ParseError
-from .shs_client import SparkHistory
+from .rm_models import TERMINAL_STATES
 from .rm_poller import PollResult, RmPoller
+from .shs_client import SparkHistory
 from .sinks import Sink, SinkError
 from .tracker import TrackerState, commit, prune
 
@@ -105,7 +106,7 @@ class ClusterWorker:
         await self.sink.send(delivered, self.cfg.topics)
         commit(self.state, result.transitions)
         # Only now, with the end on Kafka, may its finished event follow (same key, later).
-        for t, event in zip(result.transitions, events):
+        for t, event in zip(result.transitions, events, strict=True):
             if t.app is not None and t.state in TERMINAL_STATES and t.app_id not in self.pending:
                 self.pending[t.app_id] = pending_for(t.app, event.envelope["data"]["application"], observed_at)
         prune(self.state, int(float(self.cfg.poll.overlap) * 1000))
@@ -127,7 +128,7 @@ class ClusterWorker:
         ctx = self._context()
         settled: list[str] = []
         events: list[Event] = []
-        for p, outcome in zip(batch, outcomes):
+        for p, outcome in zip(batch, outcomes, strict=True):
             final = enrichment.settle(p, outcome, now, self.retry)
             if final is None:
                 log.debug("enrichment.waiting", cluster=self.cfg.name, app_id=p.app_id, reason=outcome.reason)

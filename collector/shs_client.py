@@ -6,7 +6,7 @@ import asyncio
 
 from .enrichment import Outcome, not_yet, ok
 from .http import HttpPeer, PeerError, Response, json_problem
-from .rm_models import ParseError
+from .parsing import ParseError
 from .shs_models import executors_path, final_attempt, parse_app, parse_executors, spark_figures
 
 SERVER = "spark_history"

@@ -6,7 +6,7 @@ from typing import Any
 
 import msgspec
 
-from .rm_models import ParseError
+from .parsing import ParseError, first_line
 
 
 class SparkAttempt(msgspec.Struct, kw_only=True):
@@ -49,22 +49,18 @@ _app_decoder = msgspec.json.Decoder(SparkApp, strict=False)
 _executors_decoder = msgspec.json.Decoder(list[SparkExecutor], strict=False)
 
 
-def _first_line(exc: Exception) -> str:
-    return str(exc).splitlines()[0][:300]
-
-
 def parse_app(body: bytes) -> SparkApp:
     try:
         return _app_decoder.decode(body)
     except msgspec.DecodeError as exc:
-        raise ParseError(f"Spark application answer unreadable: {_first_line(exc)}") from None
+        raise ParseError(f"Spark application answer unreadable: {first_line(exc)}") from None
 
 
 def parse_executors(body: bytes) -> list[SparkExecutor]:
     try:
         return _executors_decoder.decode(body)
     except msgspec.DecodeError as exc:
-        raise ParseError(f"Spark executors answer unreadable: {_first_line(exc)}") from None
+        raise ParseError(f"Spark executors answer unreadable: {first_line(exc)}") from None
 
 
 def final_attempt(app: SparkApp) -> SparkAttempt | None:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 from .rm_models import TERMINAL_STATES, RawApp
 
 
-class Change(str, Enum):
+class Change(StrEnum):
     STATE = "state_changed"  # first sight or a new state
     VANISHED = "vanished"  # no longer visible on the RM; not a state change
 

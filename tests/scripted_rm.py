@@ -57,7 +57,8 @@ class ScriptedRM:
             return web.Response(status=200, text="<html><body><h1>Proxy error</h1></body></html>",
                                 content_type="text/html")
         if f == "truncated":
-            return web.Response(status=200, body=b'{"apps":{"app":[{"id":"application_17', content_type="application/json")
+            return web.Response(status=200, body=b'{"apps":{"app":[{"id":"application_17',
+                                content_type="application/json")
         if f == "empty":
             return web.Response(status=200, body=b"", content_type="application/json")
         if f == "500":

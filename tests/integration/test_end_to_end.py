@@ -72,7 +72,8 @@ def run(stack, tmp_path_factory):
             exit_code = "hung"
         stop_seconds = time.monotonic() - stop_started
     log_lines = [json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")]
-    return {"ids": ids, "names": names, "records": records, "topic": topic, "exit_code": exit_code, "stop_seconds": stop_seconds,
+    return {"ids": ids, "names": names, "records": records, "topic": topic, "exit_code": exit_code,
+            "stop_seconds": stop_seconds,
             "log": log_lines, "log_path": log_path, "stack": stack}
 
 
@@ -91,7 +92,7 @@ def test_each_job_streams_its_ordered_transitions(run, job):
     # a chain: first sight, then each observed change, ending in the job's real end
     first = events[0][1]["data"]
     assert first["previous_state"] is None and first["first_seen"]
-    for (_, before), (_, after) in zip(events, events[1:]):
+    for (_, before), (_, after) in zip(events, events[1:], strict=False):
         assert after["data"]["previous_state"] == before["data"]["state"]
         assert after["data"]["seq"] == before["data"]["seq"] + 1
     last = events[-1][1]["data"]
@@ -115,7 +116,7 @@ def test_jobs_that_ran_were_seen_running(run):
 
 def test_keys_partitions_ids_and_schemas(run):
     seen_ids = set()
-    for job, app_id in run["ids"].items():
+    for _job, app_id in run["ids"].items():
         events = events_of(run, app_id, None)
         assert {r.key.decode() for r, _ in events} == {f"it/{app_id}"}
         assert len({r.partition for r, _ in events}) == 1, "one application, one partition"

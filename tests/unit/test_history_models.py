@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from collector.jhs_models import JhsJob, job_id_of, mapreduce_figures, parse_counters
-from collector.rm_models import ParseError
+from collector.parsing import ParseError
 from collector.shs_models import executors_path, final_attempt, parse_app, parse_executors, spark_figures
 
 JOB = JhsJob(id="job_1700000000000_0042", state="SUCCEEDED", mapsTotal=4, reducesTotal=1, uberized=False,

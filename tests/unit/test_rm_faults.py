@@ -13,8 +13,8 @@ from aiohttp.test_utils import TestServer
 
 from collector.config import ClusterConfig, ResourceManagerConfig
 from collector.http import PeerError
+from collector.parsing import ParseError
 from collector.rm_client import NoActiveRM
-from collector.rm_models import ParseError
 from collector.schemas import validate
 from collector.service import ClusterWorker
 from tests.scripted_rm import ScriptedRM

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from collector.events import EventContext, application_record, transition_event
-from collector.rm_models import ParseError, parse_app, parse_apps, parse_cluster_info, resource_seconds
+from collector.parsing import ParseError
+from collector.rm_models import parse_app, parse_apps, parse_cluster_info, resource_seconds
 from collector.schemas import validate
 from collector.tracker import Change, Transition
 
@@ -75,7 +76,9 @@ def test_not_found_body_is_not_an_app(case):
         parse_app(case("rm/not-found.json"))
 
 
-@pytest.mark.parametrize("name", ["rm/standby-2x-200.body.txt", "rm/standby-3x-307.body.txt", "rm/no-active-rm.body.txt"])
+@pytest.mark.parametrize(
+    "name", ["rm/standby-2x-200.body.txt", "rm/standby-3x-307.body.txt", "rm/no-active-rm.body.txt"]
+)
 def test_text_bodies_are_never_parsed_as_empty(case, name):
     with pytest.raises(ParseError):
         parse_apps(case(name))
