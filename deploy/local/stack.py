@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
-"""Local real test stack for hadoop-event-collector: Kafka (KRaft) + a small Hadoop cluster.
+"""Local real test stack for hadoop-event-collector: Kafka (KRaft) + a small Hadoop cluster +
+a Spark History Server.
 
-Everything runs from jars that Maven resolves from Maven Central into ~/.m2 (never into git).
+Kafka and Hadoop run from jars that Maven resolves from Maven Central into ~/.m2 (never into
+git); Spark runs from the `pyspark` package of the project venv (its bin/ and jars/).
 
     python deploy/local/stack.py fetch                 resolve jars (classpath files), compile job driver
-    python deploy/local/stack.py up [--only kafka|hadoop] [--timeout S]
+    python deploy/local/stack.py up [--only kafka,hadoop,spark] [--timeout S]
     python deploy/local/stack.py status [--only ...]   exit 0 only if everything requested is ready
     python deploy/local/stack.py down                  stop everything `up`/`submit` started
     python deploy/local/stack.py env                   print KEY=value coordinates
     python deploy/local/stack.py submit wordcount|pi|sleep|kill|fail|fail-tasks [--detach] [--name N]
+    python deploy/local/stack.py submit spark-scan [--kill-executor] [--detach] [--name N]
 
 Processes (each its own JVM, own process group, PID files in <stackdir>/pids, logs in <stackdir>/logs):
     kafka            kafka.Kafka (broker+controller, KRaft), formatted fresh on every `up`
@@ -17,13 +20,21 @@ Processes (each its own JVM, own process group, PID files in <stackdir>/pids, lo
     resourcemanager  org.apache.hadoop.yarn.server.resourcemanager.ResourceManager (CapacityScheduler)
     nodemanager      org.apache.hadoop.yarn.server.nodemanager.NodeManager (+ MapReduce shuffle)
     historyserver    org.apache.hadoop.mapreduce.v2.hs.JobHistoryServer
+    spark-history    org.apache.spark.deploy.history.HistoryServer (via $SPARK_HOME/bin/spark-class,
+                     SPARK_HOME = the pyspark package), event log dir <stackdir>/spark/events
+                     (emptied on every `up`)
 (The single-JVM MiniHadoopClusterManager is not used: in one JVM the RM, NM and JHS web apps share
 Guice's static servlet pipeline and every /ws/v1 REST call is answered by the NodeManager's app.)
 
 Environment variables (all optional):
     HEC_STACK_DIR           stack dir (default <repo>/.stack)
     HEC_JAVA_HOME           JDK used for every JVM (default /usr/lib/jvm/java-17-openjdk-amd64)
-    HEC_PYTHON              python with aiokafka for the Kafka readiness probe (default <repo>/.venv/bin/python)
+    HEC_PYTHON              python with aiokafka for the Kafka readiness probe and with pyspark for
+                            Spark drivers/workers (default <repo>/.venv/bin/python)
+    HEC_SPARK_HOME          Spark home (default: the directory of the pyspark package of HEC_PYTHON)
+    HEC_SPARK_TIMEOUT       seconds to wait for the Spark History Server at `up` (default 120)
+    HEC_SPARK_INPUT_BYTES   size of the spark-scan input written to HDFS once per stack (default 8000000)
+    HEC_SHS_WAIT            seconds `submit spark-scan` waits for the SHS to show the app completed (60)
     HEC_MVN                 maven executable (default mvn)
     HEC_HADOOP_TIMEOUT      seconds to wait for Hadoop readiness at `up` (default 240)
     HEC_KAFKA_TIMEOUT       seconds to wait for Kafka readiness at `up` (default 120)
@@ -39,6 +50,7 @@ Environment variables (all optional):
     HEC_NM_PORT 18041               HEC_NM_LOCALIZER_PORT 18040    HEC_NM_WEB_PORT 18042
     HEC_SHUFFLE_PORT 18562 (MapReduce ShuffleHandler: Hadoop binds it to the wildcard address)
     HEC_JHS_PORT 19020              HEC_JHS_WEB_PORT 19888         HEC_JHS_ADMIN_PORT 19033
+    HEC_SHS_PORT 19080 (Spark History Server web UI + REST API)
 """
 from __future__ import annotations
 
@@ -77,6 +89,11 @@ HCLASSES = HADOOP_DIR / "classes"
 KAFKA_DIR = STACK / "kafka"
 CLIENT_CONF = HCONF / "hec-hadoop.xml"  # merged config for clients (-conf), = HADOOP_CONF
 JAVA_SRC = HERE / "java" / "HecJobs.java"
+SPARK_DIR = STACK / "spark"
+SPARK_EVENTS = SPARK_DIR / "events"          # spark.history.fs.logDirectory = spark.eventLog.dir
+SPARK_CONF = SPARK_DIR / "conf"              # SPARK_CONF_DIR (history.properties, log4j2.properties)
+SPARK_HADOOP_CONF = SPARK_DIR / "hadoop-conf"  # HADOOP_CONF_DIR/YARN_CONF_DIR of Spark drivers
+SPARK_JOB = HERE / "spark_job.py"
 
 HOST = "127.0.0.1"
 JAVA_HOME = Path(os.environ.get("HEC_JAVA_HOME") or "/usr/lib/jvm/java-17-openjdk-amd64")
@@ -91,6 +108,7 @@ PORT_DEFAULTS = {
     "HEC_NM_PORT": 18041, "HEC_NM_LOCALIZER_PORT": 18040, "HEC_NM_WEB_PORT": 18042,
     "HEC_SHUFFLE_PORT": 18562,
     "HEC_JHS_PORT": 19020, "HEC_JHS_WEB_PORT": 19888, "HEC_JHS_ADMIN_PORT": 19033,
+    "HEC_SHS_PORT": 19080,
 }
 
 
@@ -100,8 +118,10 @@ def port(key: str) -> int:
 
 COMPONENT_PORTS = {
     "kafka": ["HEC_KAFKA_PORT", "HEC_KAFKA_CONTROLLER_PORT"],
-    "hadoop": [k for k in PORT_DEFAULTS if not k.startswith("HEC_KAFKA")],
+    "hadoop": [k for k in PORT_DEFAULTS if not k.startswith(("HEC_KAFKA", "HEC_SHS"))],
+    "spark": ["HEC_SHS_PORT"],
 }
+COMPONENTS = ["kafka", "hadoop", "spark"]
 HADOOP_DAEMONS = {
     "namenode": "org.apache.hadoop.hdfs.server.namenode.NameNode",
     "datanode": "org.apache.hadoop.hdfs.server.datanode.DataNode",
@@ -109,7 +129,8 @@ HADOOP_DAEMONS = {
     "nodemanager": "org.apache.hadoop.yarn.server.nodemanager.NodeManager",
     "historyserver": "org.apache.hadoop.mapreduce.v2.hs.JobHistoryServer",
 }
-PROCS = {"kafka": ["kafka"], "hadoop": list(HADOOP_DAEMONS)}
+PROCS = {"kafka": ["kafka"], "hadoop": list(HADOOP_DAEMONS), "spark": ["spark-history"]}
+SHS_MAIN = "org.apache.spark.deploy.history.HistoryServer"
 
 # Hadoop's own --add-opens list for Java 17 (hadoop-project/pom.xml / hadoop-env)
 ADD_OPENS = ["-XX:+IgnoreUnrecognizedVMOptions"] + [
@@ -137,6 +158,8 @@ def coordinates() -> dict[str, str]:
         "HADOOP_WEBHDFS_URL": f"http://{HOST}:{port('HEC_NN_HTTP_PORT')}",
         "HADOOP_CONF": str(CLIENT_CONF),
         "HADOOP_USER": USER,
+        "SPARK_HISTORY_URL": f"http://{HOST}:{port('HEC_SHS_PORT')}",
+        "SPARK_EVENT_LOG_DIR": SPARK_EVENTS.as_uri(),
         "HEC_STACK_DIR": str(STACK),
     }
 
@@ -331,12 +354,51 @@ def _group_alive(pgid: int) -> bool:
     return False
 
 
+def _nested_stack(rest: str) -> bool:
+    """True if the path STACK + rest lies inside another stack dir nested in this one (a dir
+    below STACK with its own `.lock` and `pids/`): its processes are not ours."""
+    d = STACK
+    for part in [x for x in rest.split("/") if x]:
+        d = d / part
+        if (d / ".lock").is_file() and (d / "pids").is_dir():
+            return True
+    return False
+
+
+_PATH_END = rb"\x00:,;=\s\"'"
+
+
+def _mentions_stack(data: bytes) -> bool:
+    """True if data names STACK itself or a path below it: `/tmp/x` matches `/tmp/x`,
+    `/tmp/x/logs`, `-Dk=/tmp/x/a:/tmp/y`, never `/tmp/x2/...` (another stack dir whose name
+    starts with ours), nor paths of a stack nested inside ours."""
+    pat = (re.escape(str(STACK).encode()) + rb"((?:/[^" + _PATH_END + rb"]*)?)"
+           rb"(?![^" + _PATH_END + rb"])")
+    return any(not _nested_stack(m.group(1).decode(errors="replace"))
+               for m in re.finditer(pat, data))
+
+
+def _is_stack_container(pid: int) -> bool:
+    """A YARN container process of this stack (or a child of one, e.g. a PySpark worker, whose
+    command line does not mention the stack dir): the NodeManager sets CONTAINER_ID and
+    LOCAL_DIRS (below our nm-local dir) in every container's environment."""
+    try:
+        env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    if not any(e.startswith(b"CONTAINER_ID=") for e in env):
+        return False
+    return any(e.startswith(b"LOCAL_DIRS=") and _mentions_stack(e[len(b"LOCAL_DIRS="):])
+               for e in env)
+
+
 def stray_pids() -> list[int]:
-    """Processes whose command line mentions the stack dir (e.g. YARN containers, which the
-    NodeManager starts in their own sessions with setsid)."""
+    """Processes of this stack that no PID file covers: command line mentions the stack dir
+    (e.g. YARN containers, which the NodeManager starts in their own sessions with setsid), or
+    the process runs in one of this stack's YARN containers. Paths of other stack dirs (also
+    `/tmp/x2` next to `/tmp/x`, or a stack nested in ours) do not count."""
     me = {os.getpid(), os.getppid()}
     recorded = {i["pgid"] for i in map(read_pid, all_pid_names()) if i and pid_alive(i)}
-    marker = str(STACK).encode()
     found = []
     for d in Path("/proc").iterdir():
         if not d.name.isdigit() or int(d.name) in me:
@@ -350,7 +412,8 @@ def stray_pids() -> list[int]:
             cmd = (d / "cmdline").read_bytes()
         except OSError:
             continue
-        if marker in cmd and _proc_start_time(int(d.name)) is not None:
+        if (_mentions_stack(cmd) or _is_stack_container(int(d.name))) \
+                and _proc_start_time(int(d.name)) is not None:
             found.append(int(d.name))
     return found
 
@@ -469,7 +532,17 @@ def hadoop_ready() -> tuple[bool, str]:
     return True, "RM STARTED, NodeManager registered, JHS and WebHDFS answer"
 
 
-READY = {"kafka": kafka_ready, "hadoop": hadoop_ready}
+def spark_ready() -> tuple[bool, str]:
+    try:
+        apps = http_json(f"http://{HOST}:{port('HEC_SHS_PORT')}/api/v1/applications")
+    except (OSError, ValueError) as e:
+        return False, f"{type(e).__name__}: {e}"[:200]
+    if not isinstance(apps, list):
+        return False, f"/api/v1/applications answered {str(apps)[:100]}"
+    return True, f"SHS /api/v1/applications answers ({len(apps)} application(s))"
+
+
+READY = {"kafka": kafka_ready, "hadoop": hadoop_ready, "spark": spark_ready}
 
 
 def running(component: str) -> bool:
@@ -633,6 +706,119 @@ def hadoop_java(main: str, xmx: str, extra: list[str] | None = None) -> list[str
         "-cp", f"{HCONF}:{HCLASSES}:{classpath('hadoop')}"] + (extra or []) + [main])
 
 
+# -------------------------------------------------------------------------------------- spark
+def spark_python() -> str:
+    """Python for Spark drivers and PySpark workers (must have pyspark): HEC_PYTHON or the
+    project venv."""
+    p = os.environ.get("HEC_PYTHON")
+    if p:
+        return p
+    v = REPO / ".venv" / "bin" / "python"
+    return str(v) if v.exists() else sys.executable
+
+
+_SPARK_HOME: Path | None = None
+
+
+def spark_home() -> Path:
+    """SPARK_HOME = the installed pyspark package (it carries bin/spark-class and jars/)."""
+    global _SPARK_HOME
+    if _SPARK_HOME is None:
+        h = os.environ.get("HEC_SPARK_HOME")
+        if not h:
+            py = spark_python()
+            code = "import os, pyspark; print(os.path.dirname(pyspark.__file__))"
+            r = subprocess.run([py, "-c", code], capture_output=True, text=True)
+            if r.returncode != 0:
+                raise StackError(f"{py} cannot import pyspark (install the test extra: "
+                                 f"`make venv`, or set HEC_PYTHON / HEC_SPARK_HOME; or leave Spark "
+                                 f"out: --only kafka,hadoop): {r.stderr.strip()[-300:]}")
+            h = r.stdout.strip()
+        home = Path(h)
+        if not (home / "bin" / "spark-class").exists() or not (home / "jars").is_dir():
+            raise StackError(f"{home} is not a Spark home (no bin/spark-class or jars/)")
+        _SPARK_HOME = home
+    return _SPARK_HOME
+
+
+def spark_env() -> dict[str, str]:
+    env = java_env()
+    for k in list(env):
+        if k.startswith(("SPARK_", "PYSPARK_", "YARN_")):
+            env.pop(k)
+    env.update({
+        "SPARK_HOME": str(spark_home()),
+        "SPARK_CONF_DIR": str(SPARK_CONF),  # not $SPARK_HOME/conf: nothing from outside the stack
+        "SPARK_LOCAL_IP": HOST,             # Spark's web UIs bind to SPARK_LOCAL_IP (else 0.0.0.0)
+    })
+    return env
+
+
+SPARK_LOG4J2 = """\
+rootLogger.level = info
+rootLogger.appenderRef.stderr.ref = console
+appender.console.type = Console
+appender.console.name = console
+appender.console.target = SYSTEM_ERR
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = %d{yy/MM/dd HH:mm:ss} %p %c{1}: %m%n%ex
+# a PySpark driver counts as a shell: Spark then filters the console at WARN, except for loggers
+# configured here
+logger.spark.name = org.apache.spark
+logger.spark.level = info
+logger.jetty.name = org.sparkproject.jetty
+logger.jetty.level = warn
+logger.hadoop.name = org.apache.hadoop
+logger.hadoop.level = warn
+# "Submitted application application_..." (stack.py takes the id from it)
+logger.yarnclient.name = org.apache.hadoop.yarn.client.api.impl.YarnClientImpl
+logger.yarnclient.level = info
+logger.netty.name = io.netty
+logger.netty.level = warn
+logger.nativecode.name = org.apache.hadoop.util.NativeCodeLoader
+logger.nativecode.level = error
+"""
+
+
+def write_spark_conf() -> None:
+    SPARK_CONF.mkdir(parents=True, exist_ok=True)
+    props = {
+        "spark.history.fs.logDirectory": SPARK_EVENTS.as_uri(),
+        "spark.history.ui.port": port("HEC_SHS_PORT"),
+        "spark.history.fs.update.interval": "2s",
+        "spark.history.fs.cleaner.enabled": "false",
+        "spark.history.retainedApplications": 50,
+        "spark.ui.showConsoleProgress": "false",
+    }
+    (SPARK_CONF / "history.properties").write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+    (SPARK_CONF / "log4j2.properties").write_text(SPARK_LOG4J2)
+
+
+def start_spark_history() -> None:
+    """The Spark History Server over the stack's event log dir (emptied: fresh on every `up`)."""
+    shutil.rmtree(SPARK_EVENTS, ignore_errors=True)
+    SPARK_EVENTS.mkdir(parents=True)
+    (SPARK_DIR / "tmp").mkdir(parents=True, exist_ok=True)
+    write_spark_conf()
+    env = spark_env()
+    env["SPARK_DAEMON_MEMORY"] = "512m"
+    env["SPARK_DAEMON_JAVA_OPTS"] = (f"-XX:+UseSerialGC -Djava.net.preferIPv4Stack=true "
+                                     f"-Djava.io.tmpdir={SPARK_DIR / 'tmp'}")
+    # spark-class runs Spark's launcher (org.apache.spark.launcher.Main, which adds Spark's
+    # Java 17 --add-opens) and then `exec`s the JVM: the recorded PID/process group is the SHS
+    spawn("spark-history", [str(spark_home() / "bin" / "spark-class"), SHS_MAIN,
+                            "--properties-file", str(SPARK_CONF / "history.properties")], env=env)
+
+
+def write_spark_hadoop_conf() -> None:
+    """Client config for Spark drivers (HADOOP_CONF_DIR/YARN_CONF_DIR; Spark ships it to the
+    YARN containers): core, hdfs and yarn site of the stack, no mapred-site."""
+    SPARK_HADOOP_CONF.mkdir(parents=True, exist_ok=True)
+    for fname, props in hadoop_config().items():
+        if fname != "mapred-site.xml":
+            write_xml(SPARK_HADOOP_CONF / fname, props)
+
+
 # ----------------------------------------------------------------------------------------- up
 def check_ports(component: str) -> None:
     busy = []
@@ -701,8 +887,10 @@ def tail(path: Path | str, n: int = 40) -> str:
 
 
 def up(components: list[str], timeouts: dict[str, float]) -> None:
-    if need_fetch():
+    if {"kafka", "hadoop"} & set(components) and need_fetch():
         fetch()
+    if "spark" in components:
+        spark_home()  # fails early with a clear message when pyspark is missing
     t0 = time.monotonic()
     todo = []
     for c in components:
@@ -734,6 +922,9 @@ def up(components: list[str], timeouts: dict[str, float]) -> None:
         if "kafka" in todo:
             spawn("kafka", kafka_java("kafka.Kafka") + [str(KAFKA_DIR / "server.properties")])
             started.append("kafka")
+        if "spark" in todo:
+            start_spark_history()
+            started.append("spark-history")
         if "hadoop" in todo:
             mem = {"namenode": "512m", "datanode": "256m", "resourcemanager": "512m",
                    "nodemanager": "512m", "historyserver": "384m"}
@@ -810,6 +1001,25 @@ def rm_app(app_id: str) -> dict:
     return http_json(f"http://{HOST}:{port('HEC_RM_WEB_PORT')}/ws/v1/cluster/apps/{app_id}")["app"]
 
 
+def forget_finished_clients() -> None:
+    for n in all_pid_names():  # forget finished detached clients
+        if n.startswith("job-") and not pid_alive(read_pid(n) or {"pid": -1}):
+            (PIDS / f"{n}.json").unlink(missing_ok=True)
+
+
+def wait_app_id(p: subprocess.Popen, logpath: Path, deadline: float) -> str:
+    while True:
+        m = APP_RE.search(logpath.read_text(errors="replace"))
+        if m:
+            return m.group(1)
+        if p.poll() is not None:
+            raise StackError(f"job client exited ({p.returncode}) before submitting "
+                             f"an application; log {logpath}:\n{tail(logpath)}")
+        if time.monotonic() > deadline:
+            raise StackError(f"no application id in time; log {logpath}")
+        time.sleep(0.2)
+
+
 def submit(kind: str, name: str | None, detach: bool) -> int:
     if need_fetch():
         with stack_lock():
@@ -817,9 +1027,7 @@ def submit(kind: str, name: str | None, detach: bool) -> int:
     ok, why = hadoop_ready()
     if not ok:
         raise StackError(f"Hadoop is not ready ({why}); run `stack.py up` first")
-    for n in all_pid_names():  # forget finished detached clients
-        if n.startswith("job-") and not pid_alive(read_pid(n) or {"pid": -1}):
-            (PIDS / f"{n}.json").unlink(missing_ok=True)
+    forget_finished_clients()
     name = name or f"hec-{kind}-{uuid.uuid4().hex[:8]}"
     jobdir = STACK / "jobs" / name
     jobdir.mkdir(parents=True, exist_ok=True)
@@ -851,17 +1059,7 @@ def submit(kind: str, name: str | None, detach: bool) -> int:
     deadline = time.monotonic() + timeout
     app_id = None
     try:
-        while app_id is None:
-            m = APP_RE.search(logpath.read_text(errors="replace"))
-            if m:
-                app_id = m.group(1)
-                break
-            if p.poll() is not None:
-                raise StackError(f"job client exited ({p.returncode}) before submitting "
-                                 f"an application; log {logpath}:\n{tail(logpath)}")
-            if time.monotonic() > deadline:
-                raise StackError(f"no application id after {timeout:.0f}s; log {logpath}")
-            time.sleep(0.2)
+        app_id = wait_app_id(p, logpath, deadline)
         result = {"job": kind, "name": name, "application_id": app_id, "exit_code": None,
                   "log": str(logpath)}
         if detach:
@@ -898,32 +1096,196 @@ def submit(kind: str, name: str | None, detach: bool) -> int:
             (PIDS / f"{logname}.json").unlink(missing_ok=True)
 
 
+# ------------------------------------------------------------------------------- submit spark
+SPARK_INPUT = f"/user/{USER}/hec-spark/input.txt"
+
+
+def ensure_spark_input() -> int:
+    """The spark-scan input: generated text (HEC_SPARK_INPUT_BYTES, ~8 MB) written to HDFS once
+    per stack through WebHDFS (CREATE to a temporary name, then RENAME); returns its length."""
+    nn = f"http://{HOST}:{port('HEC_NN_HTTP_PORT')}/webhdfs/v1"
+    q = f"user.name={USER}"
+    try:
+        return int(http_json(f"{nn}{SPARK_INPUT}?op=GETFILESTATUS&{q}")["FileStatus"]["length"])
+    except urllib.error.HTTPError as e:
+        if e.code != 404:
+            raise StackError(f"WebHDFS GETFILESTATUS {SPARK_INPUT}: HTTP {e.code}")
+    local = SPARK_DIR / "input.txt"
+    local.parent.mkdir(parents=True, exist_ok=True)
+    make_input(local, size=int(os.environ.get("HEC_SPARK_INPUT_BYTES", "8000000")),
+               seed="hec-spark-scan")
+    tmp = f"{SPARK_INPUT}.{uuid.uuid4().hex[:8]}.tmp"
+    loc = http_json(f"{nn}{tmp}?op=CREATE&overwrite=true&noredirect=true&{q}",
+                    method="PUT")["Location"]
+    req = urllib.request.Request(loc, data=local.read_bytes(), method="PUT",
+                                 headers={"Content-Type": "application/octet-stream"})
+    with urllib.request.urlopen(req, timeout=120) as r:
+        r.read()
+    renamed = http_json(f"{nn}{tmp}?op=RENAME&destination={SPARK_INPUT}&{q}", method="PUT")
+    if not renamed.get("boolean"):
+        http_json(f"{nn}{tmp}?op=DELETE&{q}", method="DELETE")  # a concurrent submit won
+    return int(http_json(f"{nn}{SPARK_INPUT}?op=GETFILESTATUS&{q}")["FileStatus"]["length"])
+
+
+def spark_job_conf(name: str) -> dict[str, str]:
+    home, py = spark_home(), spark_python()
+    return {
+        "spark.master": "yarn",
+        "spark.submit.deployMode": "client",          # the driver runs in the submit process
+        "spark.app.name": name,
+        "spark.yarn.tags": f"hec,{name}",
+        "spark.yarn.maxAppAttempts": "1",
+        # the NodeManager is on this machine: containers use the pyspark jars in place
+        "spark.yarn.jars": f"local:{home / 'jars'}/*",
+        "spark.yarn.populateHadoopClasspath": "false",  # never mix in the stack's Hadoop 3.4.2 jars
+        "spark.eventLog.enabled": "true",
+        "spark.eventLog.dir": SPARK_EVENTS.as_uri(),
+        # the AM unregisters with <this>/history/<app id>/<attempt>: the RM's trackingUrl
+        "spark.yarn.historyServer.address": f"{HOST}:{port('HEC_SHS_PORT')}",
+        "spark.executor.instances": "2",
+        "spark.executor.cores": "1",
+        "spark.executor.memory": "512m",
+        "spark.yarn.am.memory": "512m",
+        "spark.driver.memory": "512m",
+        "spark.scheduler.minRegisteredResourcesRatio": "1.0",
+        "spark.scheduler.maxRegisteredResourcesWaitingTime": "60s",
+        "spark.driver.host": HOST,
+        "spark.driver.bindAddress": HOST,
+        "spark.ui.port": "0",                         # the driver's UI on a free port (127.0.0.1)
+        "spark.ui.showConsoleProgress": "false",
+        "spark.yarn.appMasterEnv.JAVA_HOME": str(JAVA_HOME),
+        "spark.executorEnv.JAVA_HOME": str(JAVA_HOME),
+        "spark.yarn.appMasterEnv.SPARK_LOCAL_IP": HOST,
+        "spark.executorEnv.SPARK_LOCAL_IP": HOST,
+        "spark.pyspark.python": py,
+        "spark.pyspark.driver.python": py,
+        "spark.default.parallelism": "4",
+    }
+
+
+def shs_completed(app_id: str) -> bool:
+    try:
+        app = http_json(f"http://{HOST}:{port('HEC_SHS_PORT')}/api/v1/applications/{app_id}")
+    except (OSError, ValueError):
+        return False
+    return bool(app.get("attempts")) and all(a.get("completed") for a in app["attempts"])
+
+
+def submit_spark(name: str | None, detach: bool, kill_executor: bool) -> int:
+    """spark-scan: a PySpark job (deploy/local/spark_job.py) on the stack's YARN, client mode."""
+    if need_fetch():
+        with stack_lock():
+            fetch()
+    ok, why = hadoop_ready()
+    if not ok:
+        raise StackError(f"Hadoop is not ready ({why}); run `stack.py up` first")
+    home, py = spark_home(), spark_python()
+    forget_finished_clients()
+    name = name or f"hec-spark-scan-{uuid.uuid4().hex[:8]}"
+    jobdir = STACK / "jobs" / name
+    jobdir.mkdir(parents=True, exist_ok=True)
+    write_spark_conf()
+    write_spark_hadoop_conf()
+    SPARK_EVENTS.mkdir(parents=True, exist_ok=True)
+    input_bytes = ensure_spark_input()
+    input_uri = f"hdfs://{HOST}:{port('HEC_NN_PORT')}{SPARK_INPUT}"
+    log(f"spark-scan input: {input_uri} ({input_bytes} bytes)")
+    env = spark_env()
+    pylib = home / "python" / "lib"
+    env.update({
+        "HADOOP_CONF_DIR": str(SPARK_HADOOP_CONF), "YARN_CONF_DIR": str(SPARK_HADOOP_CONF),
+        "HADOOP_USER_NAME": USER,
+        "PYSPARK_PYTHON": py, "PYSPARK_DRIVER_PYTHON": py, "PYTHONUNBUFFERED": "1",
+        # pyspark.zip + py4j zip on the executors' PYTHONPATH in place (no upload to HDFS)
+        "PYSPARK_ARCHIVES_PATH": ",".join(f"local:{z}" for z in sorted(pylib.glob("*.zip"))),
+    })
+    cmd = [py, str(SPARK_JOB), "--input", input_uri, "--partitions", "8"]
+    cmd += ["--kill-executor"] if kill_executor else []
+    for k, v in spark_job_conf(name).items():
+        cmd += ["--conf", f"{k}={v}"]
+    logname = f"job-{name}"
+    logpath = LOGS / f"{logname}.log"
+    p = spawn(logname, cmd, cwd=jobdir, logname=logname, env=env)
+    timeout = float(os.environ.get("HEC_SUBMIT_TIMEOUT", "600"))
+    deadline = time.monotonic() + timeout
+    app_id = None
+    try:
+        app_id = wait_app_id(p, logpath, deadline)
+        result = {"job": "spark-scan", "name": name, "application_id": app_id, "exit_code": None,
+                  "log": str(logpath), "input_bytes": input_bytes}
+        if detach:
+            print(json.dumps(result), flush=True)
+            return 0
+        rc = p.wait(timeout=max(1.0, deadline - time.monotonic()))
+        result["exit_code"] = rc
+        # the History Server rescans its log dir every 2 s: wait until it shows the app completed
+        if running("spark") and spark_ready()[0]:
+            t0 = time.monotonic()
+            until = t0 + float(os.environ.get("HEC_SHS_WAIT", "60"))
+            while not shs_completed(app_id) and time.monotonic() < until:
+                time.sleep(0.25)
+            if shs_completed(app_id):
+                result["history_completed_after_s"] = round(time.monotonic() - t0, 1)
+                log(f"{app_id}: completed in the Spark History Server "
+                    f"{result['history_completed_after_s']}s after the driver exited")
+            else:
+                result["history_completed_after_s"] = None
+                log(f"{app_id}: not completed in the Spark History Server after "
+                    f"{until - t0:.0f}s")
+        print(json.dumps(result), flush=True)
+        return 0
+    except subprocess.TimeoutExpired:
+        raise StackError(f"spark-scan driver still running after {timeout:.0f}s; log {logpath}")
+    finally:
+        if not detach or app_id is None:
+            if p.poll() is None:
+                try:
+                    os.killpg(p.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+            (PIDS / f"{logname}.json").unlink(missing_ok=True)
+
+
 # ---------------------------------------------------------------------------------------- main
+def only_arg(v: str) -> list[str]:
+    comps = [c.strip() for c in v.split(",") if c.strip()]
+    bad = [c for c in comps if c not in COMPONENTS]
+    if bad or not comps:
+        raise argparse.ArgumentTypeError(
+            f"components are {', '.join(COMPONENTS)} (comma-separated)")
+    return [c for c in COMPONENTS if c in comps]
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="Local Kafka + Hadoop test stack")
+    ap = argparse.ArgumentParser(
+        description="Local Kafka + Hadoop + Spark History Server test stack")
     sub = ap.add_subparsers(dest="cmd", required=True)
     f = sub.add_parser("fetch", help="resolve jars with Maven (cached in ~/.m2)")
     f.add_argument("--force", action="store_true")
-    u = sub.add_parser("up", help="start (fresh) Kafka and/or Hadoop")
-    u.add_argument("--only", choices=["kafka", "hadoop"])
+    u = sub.add_parser("up", help="start (fresh) Kafka, Hadoop and/or the Spark History Server")
+    u.add_argument("--only", type=only_arg, metavar="kafka|hadoop|spark[,...]")
     u.add_argument("--timeout", type=float, help="readiness timeout in seconds (each component)")
     sub.add_parser("down", help="stop everything this stack started")
     s = sub.add_parser("status")
-    s.add_argument("--only", choices=["kafka", "hadoop"])
+    s.add_argument("--only", type=only_arg, metavar="kafka|hadoop|spark[,...]")
     sub.add_parser("env", help="print the stack coordinates as KEY=value")
-    sm = sub.add_parser("submit", help="submit a real MapReduce job")
-    sm.add_argument("kind", choices=["wordcount", "pi", "sleep", "kill", "fail", "fail-tasks"])
+    sm = sub.add_parser("submit", help="submit a real MapReduce or Spark job")
+    sm.add_argument("kind", choices=["wordcount", "pi", "sleep", "kill", "fail", "fail-tasks",
+                                     "spark-scan"])
     sm.add_argument("--detach", action="store_true")
     sm.add_argument("--name")
+    sm.add_argument("--kill-executor", action="store_true",
+                    help="spark-scan: the driver kills executor 1 mid-run; the job still finishes")
     a = ap.parse_args(argv)
     try:
         if a.cmd == "fetch":
             with stack_lock():
                 fetch(force=a.force)
         elif a.cmd == "up":
-            comps = [a.only] if a.only else ["kafka", "hadoop"]
+            comps = a.only or COMPONENTS
             t = {"kafka": float(os.environ.get("HEC_KAFKA_TIMEOUT", "120")),
-                 "hadoop": float(os.environ.get("HEC_HADOOP_TIMEOUT", "240"))}
+                 "hadoop": float(os.environ.get("HEC_HADOOP_TIMEOUT", "240")),
+                 "spark": float(os.environ.get("HEC_SPARK_TIMEOUT", "120"))}
             if a.timeout:
                 t = {k: a.timeout for k in t}
             with stack_lock():
@@ -932,11 +1294,15 @@ def main(argv: list[str] | None = None) -> int:
             with stack_lock():
                 down()
         elif a.cmd == "status":
-            return status([a.only] if a.only else ["kafka", "hadoop"])
+            return status(a.only or COMPONENTS)
         elif a.cmd == "env":
             for k, v in coordinates().items():
                 print(f"{k}={v}")
         elif a.cmd == "submit":
+            if a.kill_executor and a.kind != "spark-scan":
+                raise StackError("--kill-executor is for spark-scan only")
+            if a.kind == "spark-scan":
+                return submit_spark(a.name, a.detach, a.kill_executor)
             return submit(a.kind, a.name, a.detach)
     except StackError as e:
         print(f"stack.py {a.cmd}: error: {e}", file=sys.stderr)
