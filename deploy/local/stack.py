@@ -858,7 +858,8 @@ def prepare_kafka() -> subprocess.Popen:
     (KAFKA_DIR / "log4j.properties").write_text(LOG4J)
     cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
     return spawn("kafka-format", kafka_java("kafka.tools.StorageTool") + [
-        "format", "-t", cluster_id, "-c", str(KAFKA_DIR / "server.properties")])
+        # "=" form: a random id may start with "-", which argparse would take for an option
+        "format", f"--cluster-id={cluster_id}", "-c", str(KAFKA_DIR / "server.properties")])
 
 
 def kafka_java(main: str) -> list[str]:
