@@ -49,5 +49,5 @@ class JobHistory:
 def _waiting(resp: Response, job_id: str) -> str | None:
     """Why an answer is not the job yet (404 while the history file is not moved), or None."""
     if resp.status == 404:
-        return f"the JobHistory Server does not have {job_id} yet"
+        return f"the JobHistory Server does not have {job_id}"
     return json_problem(resp, "JobHistory Server")

@@ -51,5 +51,5 @@ class SparkHistory:
 def _waiting(resp: Response, app_id: str) -> str | None:
     # The SHS answers 404 in plain text ("no such app: ...") until it has scanned the log.
     if resp.status == 404:
-        return f"the Spark History Server does not have {app_id} yet"
+        return f"the Spark History Server does not have {app_id}"
     return json_problem(resp, "Spark History Server")

@@ -5,10 +5,11 @@ topic and compared with what the ResourceManager itself says."""
 from __future__ import annotations
 
 import json
-import select
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -144,11 +145,16 @@ def test_once_prints_schema_valid_events_of_the_real_cluster(run, tmp_path):
                           cwd=REPO, capture_output=True, timeout=120)
     assert proc.returncode == 0, proc.stderr.decode()[-2000:]
     events = [orjson.loads(line) for line in proc.stdout.splitlines()]
-    by_app = {e["subject"]: e for e in events}
-    for job, app_id in run["ids"].items():
-        event = by_app[app_id]  # a first start reports apps ended within the backfill window
+    for event in events:
         validate(event)
+    firsts = {e["subject"]: e for e in events if e["type"] == STATE_CHANGED}
+    finals = {e["subject"]: e for e in events if e["type"] == FINISHED}
+    for job, app_id in run["ids"].items():
+        event = firsts[app_id]  # a first start reports apps ended within the backfill window
         assert event["data"]["first_seen"] and event["data"]["state"] == EXPECTED_END[job][0]
+    # one try at the history: the JobHistory Server has had the wordcount job for a while
+    wordcount = finals[run["ids"]["wordcount"]]["data"]["enrichment"]
+    assert wordcount["status"] == "ok" and wordcount["mapreduce"]["input_bytes"] > 0
 
 
 def test_check_reports_the_real_peers(run, tmp_path):
@@ -168,23 +174,25 @@ def test_tail_prints_the_topic_readably(run, tmp_path):
     config = write_config(tmp_path / "c.yaml", run["stack"], run["topic"])
     proc = subprocess.Popen([sys.executable, "-m", "collector", "tail", "--from-beginning", "-c", str(config)],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    wanted = {app_id for app_id in run["ids"].values()}
-    lines = []
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
+    wanted = set(run["ids"].values())
+    seen = []
     try:
         deadline = time.monotonic() + 60
         while wanted and time.monotonic() < deadline:
-            if not select.select([proc.stdout], [], [], 1.0)[0]:
+            try:
+                line = lines.get(timeout=1)
+            except queue.Empty:
                 continue
-            line = proc.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
+            seen.append(line)
             wanted -= {a for a in wanted if a in line and FINISHED in line}
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-    assert not wanted, lines
-    assert any("(first seen) ->" in line for line in lines)
+    assert not wanted, seen
+    assert any("(first seen) ->" in line for line in seen)
+    assert any("enrichment=ok input_bytes=" in line for line in seen)
 
 
 def test_wordcount_finished_event_carries_the_jobhistory_scan(run):
