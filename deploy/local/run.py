@@ -3,7 +3,7 @@
 Starts `hadoop-collector run` with deploy/local/collector.yaml (coordinates from the running
 stack), follows the applications topic and prints every event, submits a real wordcount
 job, and keeps the collector running until Ctrl-C (or, with --exit-after-demo, until the
-wordcount job's final event arrived). Submit more jobs from another terminal with
+wordcount job's finished event arrived). Submit more jobs from another terminal with
 `.venv/bin/python deploy/local/stack.py submit wordcount|pi|fail|kill`.
 """
 
@@ -28,7 +28,7 @@ from collector.config import load
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
-TERMINAL = {"FINISHED", "FAILED", "KILLED"}
+FINISHED = "yarn.application.finished"
 
 
 def stack_env() -> dict[str, str]:
@@ -71,7 +71,7 @@ async def ensure_topic(bootstrap: list[str], topic: str) -> None:
 
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--exit-after-demo", action="store_true", help="stop once the demo job has ended")
+    parser.add_argument("--exit-after-demo", action="store_true", help="stop after the demo job's finished event")
     parser.add_argument("--timeout", type=float, default=600, help="seconds to wait for the demo job")
     args = parser.parse_args()
 
@@ -123,9 +123,10 @@ async def main() -> int:
                 for record in records:
                     print(format_event(record.value), flush=True)
                     event = orjson.loads(record.value)
-                    if event.get("subject") == demo_app and event["data"].get("state") in TERMINAL:
+                    if event.get("subject") == demo_app and event.get("type") == FINISHED:
+                        scanned = (event["data"]["enrichment"].get("mapreduce") or {}).get("input_bytes")
                         print(f"[run] the demo job ended: {event['data']['state']} / "
-                              f"{event['data']['final_status']}", flush=True)
+                              f"{event['data']['final_status']}, scanned {scanned} bytes", flush=True)
                         if args.exit_after_demo:
                             stop.set()
                         else:
