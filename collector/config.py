@@ -67,6 +67,10 @@ def _check_url(url: str, what: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"{what}: {url!r} is not an http(s) URL like http://rm1.example:8088")
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number in range
+    except ValueError:
+        raise ValueError(f"{what}: {url!r} has an invalid port") from None
     if parts.path not in ("", "/") or parts.query:
         raise ValueError(f"{what}: {url!r} must be the server's base URL, without a path")
     return url.rstrip("/")
@@ -82,9 +86,9 @@ class ResourceManagerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=
     urls: list[str] | str
 
     def __post_init__(self) -> None:
-        self.urls = [_check_url(u, "resourcemanager.urls") for u in _as_list(self.urls)]
+        self.urls = [_check_url(u, "urls") for u in _as_list(self.urls)]
         if not self.urls:
-            raise ValueError("resourcemanager.urls: at least one URL is required")
+            raise ValueError("urls: at least one URL is required")
 
 
 class AuthConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -165,9 +169,8 @@ class KafkaConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     client_id: str = "hadoop-event-collector"
     compression: Literal["gzip", "none", "snappy", "lz4", "zstd"] = "gzip"
     linger_ms: int = 20
+    #: A batch not acknowledged within this fails; the cycle is then retried (broker down).
     request_timeout: Duration = "30s"
-    #: How long one delivery may take before the cycle is retried (broker down).
-    delivery_timeout: Duration = "120s"
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "GSSAPI"] | None = None
     sasl_username: str | None = None
@@ -181,7 +184,6 @@ class KafkaConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             if not re.fullmatch(r"[^\s:/]+:\d{1,5}", server):
                 raise ValueError(f"bootstrap_servers: {server!r} is not host:port")
         self.request_timeout = parse_duration(self.request_timeout)
-        self.delivery_timeout = parse_duration(self.delivery_timeout)
         if self.sasl_password_file:
             try:
                 self.sasl_password = Path(self.sasl_password_file).read_text().strip()
@@ -218,26 +220,38 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-def expand_env(text: str, env: Mapping[str, str]) -> str:
+def expand_env(node: Any, env: Mapping[str, str], where: str = "") -> Any:
+    """Expand ``${VAR}`` / ``${VAR:-default}`` inside the string values of a parsed file.
+
+    Expanding after parsing keeps a value exactly as the variable holds it: a password with
+    ``#`` or ``: `` in it is neither cut nor turned into YAML, and never appears in a
+    YAML error message.
+    """
+    if isinstance(node, dict):
+        return {k: expand_env(v, env, f"{where}.{k}" if where else str(k)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [expand_env(v, env, f"{where}.{i}") for i, v in enumerate(node)]
+    if not isinstance(node, str) or "${" not in node:
+        return node
+
     def sub(match: re.Match[str]) -> str:
         name, default = match.group(1), match.group(2)
         if name in env:
             return env[name]
         if default is not None:
             return default
-        raise ConfigError(f"the configuration uses ${{{name}}}, which is not set in the environment")
+        raise ConfigError(f"{where}: uses ${{{name}}}, which is not set in the environment")
 
-    return _VAR.sub(sub, text)
+    return _VAR.sub(sub, node)
 
 
 def _set_path(tree: dict[str, Any], path: str, raw_value: str, origin: str) -> None:
     parts = [p for p in path.split(".") if p]
     if not parts:
         raise ConfigError(f"{origin}: empty key")
-    try:
-        value = yaml.safe_load(raw_value) if raw_value != "" else ""
-    except yaml.YAMLError:
-        value = raw_value
+    # Kept as the string given: validation converts "5", "false" or "2s" where the key
+    # wants a number, a flag or a duration, and a secret stays exactly what it is.
+    value: Any = raw_value
     node: Any = tree
     for i, part in enumerate(parts):
         last = i == len(parts) - 1
@@ -270,7 +284,7 @@ def load(
     """Read, expand, override and validate; raise ``ConfigError`` with one clear message."""
     env = os.environ if env is None else env
     tree: dict[str, Any] = {}
-    origin = "defaults"
+    origin = "no file"
     if path is not None:
         origin = str(path)
         try:
@@ -278,14 +292,20 @@ def load(
         except OSError as exc:
             raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
         try:
-            loaded = yaml.safe_load(expand_env(text, env))
+            loaded = yaml.safe_load(text)
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+            mark = getattr(exc, "problem_mark", None)
+            at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(exc, "problem", None) or "syntax error"
+            raise ConfigError(f"{path} is not valid YAML{at}: {problem}") from None
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path}: the top level must be a mapping of keys")
-        tree = loaded
+        try:
+            tree = expand_env(loaded, env)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
     for name in sorted(env):
         if name.startswith(ENV_PREFIX) and "__" in name[len(ENV_PREFIX):] or name in _TOP_ENV:
             key = name[len(ENV_PREFIX):].lower().replace("__", ".")
@@ -295,6 +315,8 @@ def load(
             raise ConfigError(f"--set {item!r}: use key.path=value")
         key, value = item.split("=", 1)
         _set_path(tree, key.strip(), value, f"--set {key.strip()}")
+    if path is None and not tree:
+        raise ConfigError("no configuration: give a file with -c FILE or $HEC_CONFIG")
     try:
         return msgspec.convert(tree, Config, strict=False)
     except msgspec.ValidationError as exc:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .enrichment import Outcome, Pending, not_applicable, unavailable
+from .enrichment import Outcome, Pending, not_applicable, not_yet, unavailable
 from .jhs_client import JobHistory
 from .shs_client import SparkHistory
 
@@ -13,6 +13,8 @@ class Enricher:
         self.spark_history = spark_history
 
     async def attempt(self, p: Pending) -> Outcome:
+        if not p.rm_final:
+            return not_yet("the ResourceManager still shows running containers: its usage figures are not final")
         kind = (p.app_type or "").upper()
         server: JobHistory | SparkHistory | None
         if kind == "MAPREDUCE":

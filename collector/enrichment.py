@@ -35,7 +35,8 @@ class Pending(msgspec.Struct, kw_only=True):
     final_status: str | None
     ended_ms: int | None  # the RM's finishedTime
     launched: bool | None  # False: the ApplicationMaster never started (launchTime 0)
-    record: dict[str, Any]  # the RM's final record, as published in the event
+    record: dict[str, Any]  # the RM's record, as published in the event (refreshed while it waits)
+    rm_final: bool = True  # False while the RM still shows containers (FINISHING)
     queued_ms: int  # local clock
     attempts: int = 0
     next_try_ms: int = 0
@@ -103,9 +104,17 @@ def settle(p: Pending, outcome: Outcome, now_ms: int, policy: RetryPolicy) -> Ou
     return None
 
 
+def rm_usage_final(app: RawApp) -> bool:
+    """The RM reports FINISHED as soon as the ApplicationMaster unregisters, while its
+    container still runs (internally FINISHING): usage is final once no container runs
+    (``runningContainers`` turns -1 after the end)."""
+    return app.is_terminal and not (app.runningContainers is not None and app.runningContainers > 0)
+
+
 def pending_for(app: RawApp, record: dict[str, Any], now_ms: int) -> Pending:
     """Queue an application whose end was just delivered; first try right away."""
     return Pending(
+        rm_final=rm_usage_final(app),
         app_id=app.id,
         app_type=app.applicationType,
         state=app.state,

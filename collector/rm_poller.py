@@ -26,7 +26,11 @@ class PollResult:
     transitions: list[Transition]
     info: ClusterInfo
     rm_now_ms: int | None
-    apps_seen: int
+    view: dict[str, RawApp]  # every app this cycle saw, by id
+
+    @property
+    def apps_seen(self) -> int:
+        return len(self.view)
 
 
 class RmPoller:
@@ -81,7 +85,7 @@ class RmPoller:
                 elif isinstance(outcome, RawApp):
                     view[app_id] = outcome
         transitions = diff(state, view, vanished)
-        return PollResult(transitions, info, rm_now, len(view))
+        return PollResult(transitions, info, rm_now, view)
 
     async def _lookup(self, app_id: str) -> RawApp | object | None:
         """The app's record, ``_GONE`` when the RM no longer knows it, None when unsure."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import structlog
@@ -17,17 +17,17 @@ import structlog
 from . import enrichment, schemas
 from .config import ClusterConfig, Config
 from .enricher import Enricher
-from .enrichment import Pending, pending_for
-from .events import Event, EventContext, finished_event, transition_event
+from .enrichment import Pending, pending_for, rm_usage_final
+from .events import Event, EventContext, application_record, finished_event, transition_event
 from .http import HttpPeer, PeerError, RetryPolicy
 from .jhs_client import JobHistory
 from .parsing import ParseError
 from .rm_client import ResourceManager
-from .rm_models import TERMINAL_STATES
+from .rm_models import TERMINAL_STATES, RawApp
 from .rm_poller import PollResult, RmPoller
 from .shs_client import SparkHistory
 from .sinks import Sink, SinkError
-from .tracker import TrackerState, commit, prune
+from .tracker import TrackerState, Transition, commit, prune
 
 log = structlog.get_logger(__name__)
 
@@ -57,6 +57,8 @@ class ClusterWorker:
     #: Ended applications waiting for their history server (checkpointed with ``state``).
     pending: dict[str, Pending] = field(default_factory=dict)
     stats: ClusterStats = field(default_factory=ClusterStats)
+    #: The last delivery failed: events derived since are not on Kafka.
+    undelivered: bool = False
 
     def __post_init__(self) -> None:
         poll = self.cfg.poll
@@ -97,25 +99,44 @@ class ClusterWorker:
         return EventContext(self.cfg.name, self.state.rm_cluster_id, self.cfg.diagnostics_limit)
 
     async def cycle(self) -> int:
-        """One poll; returns how many events were delivered. Raises on any failure."""
+        """One poll; returns how many events were delivered. Raises on any failure, after
+        committing exactly the transitions whose events Kafka acknowledged."""
         observed_at = self.clock()
         result: PollResult = await self.poller.poll(observed_at)
         ctx = self._context()
-        events = [transition_event(ctx, t, observed_at) for t in result.transitions]
-        delivered = self._checked(events)
-        await self.sink.send(delivered, self.cfg.topics)
-        commit(self.state, result.transitions)
+        pairs: list[tuple[Transition, Event]] = []
+        for t in result.transitions:
+            try:
+                pairs.append((t, transition_event(ctx, t, observed_at)))
+            except Exception as exc:  # one odd record must not hold up every other app
+                log.warning("event.build_failed", cluster=self.cfg.name, app_id=t.app_id, error=repr(exc))
+        settled, failure = await self._deliver([event for _, event in pairs])
+        done = [(t, event) for t, event in pairs if event.id in settled]
+        commit(self.state, [t for t, _ in done])
         # Only now, with the end on Kafka, may its finished event follow (same key, later).
-        for t, event in zip(result.transitions, events, strict=True):
+        for t, event in done:
             if t.app is not None and t.state in TERMINAL_STATES and t.app_id not in self.pending:
                 self.pending[t.app_id] = pending_for(t.app, event.envelope["data"]["application"], observed_at)
+        self._refresh_pending(result.view)
         prune(self.state, int(float(self.cfg.poll.overlap) * 1000))
+        self.stats.events += len(done)
+        if failure is not None:
+            raise failure
         self.stats.cycles += 1
-        self.stats.events += len(delivered)
         self.stats.last_success_ms = observed_at
-        if delivered:
-            log.info("poll.delivered", cluster=self.cfg.name, events=len(delivered), apps_seen=result.apps_seen)
-        return len(delivered)
+        if done:
+            log.info("poll.delivered", cluster=self.cfg.name, events=len(done), apps_seen=result.apps_seen)
+        return len(done)
+
+    def _refresh_pending(self, view: Mapping[str, RawApp]) -> None:
+        """Keep the RM's record of waiting applications current: right after FINISHED the
+        ApplicationMaster may still run (RM state FINISHING) and its usage still grows."""
+        limit = self.cfg.diagnostics_limit
+        for app_id, p in self.pending.items():
+            app = view.get(app_id)
+            if app is not None and app.is_terminal:
+                p.record = application_record(app, limit)
+                p.rm_final = rm_usage_final(app)
 
     async def enrich_cycle(self) -> int:
         """Ask the history servers about every ended application whose turn it is; publish
@@ -126,7 +147,6 @@ class ClusterWorker:
         outcomes = await asyncio.gather(*(self.enricher.attempt(p) for p in batch))
         now = self.clock()
         ctx = self._context()
-        settled: list[str] = []
         events: list[Event] = []
         for p, outcome in zip(batch, outcomes, strict=True):
             final = enrichment.settle(p, outcome, now, self.retry)
@@ -134,12 +154,10 @@ class ClusterWorker:
                 log.debug("enrichment.waiting", cluster=self.cfg.name, app_id=p.app_id, reason=outcome.reason)
                 continue
             events.append(finished_event(ctx, p, final, now))
-            settled.append(p.app_id)
-        delivered = self._checked(events)
-        await self.sink.send(delivered, self.cfg.topics)
-        for app_id in settled:
-            del self.pending[app_id]
-        for event in delivered:
+        settled, failure = await self._deliver(events)
+        done = [event for event in events if event.id in settled]
+        for event in done:
+            del self.pending[event.envelope["subject"]]
             info = event.envelope["data"]["enrichment"]
             log.info(
                 "enrichment.published",
@@ -150,8 +168,23 @@ class ClusterWorker:
                 after_end_ms=info["after_end_ms"],
                 attempts=info["attempts"],
             )
-        self.stats.events += len(delivered)
-        return len(delivered)
+        self.stats.events += len(done)
+        if failure is not None:
+            raise failure
+        return len(done)
+
+    async def _deliver(self, events: list[Event]) -> tuple[set[str], SinkError | None]:
+        """Send the events that match their schema. Returns the ids now settled (acknowledged,
+        or invalid and dropped for good) and the delivery failure, if any."""
+        valid = self._checked(events)
+        settled = {e.id for e in events} - {e.id for e in valid}
+        try:
+            await self.sink.send(valid, self.cfg.topics)
+        except SinkError as exc:
+            self.undelivered = True
+            return settled | exc.delivered, exc
+        self.undelivered = False
+        return settled | {e.id for e in valid}, None
 
     def _checked(self, events: Sequence[Event]) -> list[Event]:
         if not self.validate:

@@ -22,7 +22,15 @@ log = structlog.get_logger(__name__)
 
 
 class SinkError(Exception):
-    """Delivery failed; nothing of the batch may be assumed delivered."""
+    """Delivery of a batch failed, in part or whole.
+
+    ``delivered`` holds the ids of the events that were acknowledged anyway: the caller
+    commits exactly those, so a retry neither repeats them under new ids nor skips the rest.
+    """
+
+    def __init__(self, message: str, delivered: frozenset[str] = frozenset()) -> None:
+        super().__init__(message)
+        self.delivered = delivered
 
 
 class Sink(Protocol):
@@ -31,15 +39,11 @@ class Sink(Protocol):
     async def close(self) -> None: ...
 
 
-def producer_settings(cfg: KafkaConfig) -> dict[str, object]:
-    """aiokafka producer arguments for the configuration (shared with benchmarks and tools)."""
+def client_settings(cfg: KafkaConfig) -> dict[str, object]:
+    """Connection and security arguments every aiokafka client of ours takes."""
     settings: dict[str, object] = {
         "bootstrap_servers": cfg.bootstrap_servers,
         "client_id": cfg.client_id,
-        "acks": "all",
-        "enable_idempotence": True,
-        "compression_type": None if cfg.compression == "none" else cfg.compression,
-        "linger_ms": cfg.linger_ms,
         "request_timeout_ms": int(cfg.request_timeout * 1000),
         "security_protocol": cfg.security_protocol,
     }
@@ -54,6 +58,22 @@ def producer_settings(cfg: KafkaConfig) -> dict[str, object]:
     return settings
 
 
+def producer_settings(cfg: KafkaConfig) -> dict[str, object]:
+    """aiokafka producer arguments for the configuration (shared with benchmarks and tools)."""
+    return {
+        **client_settings(cfg),
+        "acks": "all",
+        "enable_idempotence": True,
+        "compression_type": None if cfg.compression == "none" else cfg.compression,
+        "linger_ms": cfg.linger_ms,
+    }
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 class KafkaSink:
     def __init__(self, cfg: KafkaConfig) -> None:
         self._cfg = cfg
@@ -65,7 +85,9 @@ class KafkaSink:
             await producer.start()
         except KafkaError as exc:
             await producer.stop()
-            raise SinkError(f"cannot connect to Kafka at {','.join(self._cfg.bootstrap_servers)}: {exc}") from None
+            raise SinkError(
+                f"cannot connect to Kafka at {','.join(self._cfg.bootstrap_servers)}: {_describe(exc)}"
+            ) from None
         self._producer = producer
 
     async def send(self, events: Sequence[Event], topics: Mapping[str, str]) -> None:
@@ -74,17 +96,27 @@ class KafkaSink:
         if self._producer is None:
             await self.start()
         assert self._producer is not None
-        try:
-            async with asyncio.timeout(self._cfg.delivery_timeout):
-                # Enqueue all first (batched by the producer), then wait for every ack.
-                # Per-key order holds: one partition per key, idempotent in-flight ordering.
-                pending = [
-                    await self._producer.send(topics[e.topic_kind], e.encode(), key=e.key.encode())
-                    for e in events
-                ]
-                await asyncio.gather(*pending)
-        except (KafkaError, TimeoutError) as exc:
-            raise SinkError(f"Kafka delivery failed: {type(exc).__name__}: {exc}") from None
+        # Enqueue all (the producer batches them), then wait until every one is settled:
+        # acknowledged, or failed by the producer itself after request_timeout. Nothing is
+        # abandoned in the producer's buffer to turn up later beside a retried copy.
+        # Per-key order holds: one partition per key, idempotent in-flight ordering.
+        futures: list[asyncio.Future[object]] = []
+        failure: BaseException | None = None
+        for event in events:
+            try:
+                futures.append(
+                    await self._producer.send(topics[event.topic_kind], event.encode(), key=event.key.encode())
+                )
+            except KafkaError as exc:  # e.g. no metadata for the topic within request_timeout
+                failure = exc
+                break
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        delivered = frozenset(e.id for e, r in zip(events, results, strict=False) if not isinstance(r, BaseException))
+        failure = failure or next((r for r in results if isinstance(r, BaseException)), None)
+        if failure is not None:
+            raise SinkError(
+                f"Kafka delivered {len(delivered)} of {len(events)} events: {_describe(failure)}", delivered
+            )
 
     async def close(self) -> None:
         if self._producer is not None:

@@ -94,3 +94,43 @@ def test_durations():
     assert parse_duration(3) == 3.0
     with pytest.raises(ValueError):
         parse_duration("-1s")
+
+
+@pytest.mark.parametrize("secret", ["p@ss #1", "s3cr3t: hunter2", "12345", "yes", "null", "{a}", "'q'"])
+def test_secrets_arrive_exactly_as_given(tmp_path, secret):
+    cfg = load(write(tmp_path), env={"KAFKA_PASSWORD": secret})
+    assert cfg.kafka.sasl_password == secret
+    env = {"KAFKA_PASSWORD": "x", "HEC_KAFKA__SASL_PASSWORD": secret}
+    assert load(write(tmp_path), env=env).kafka.sasl_password == secret
+
+
+def test_yaml_errors_are_one_line_and_never_show_values(tmp_path):
+    path = write(tmp_path, BASE + "  oops: [unclosed\n")
+    with pytest.raises(ConfigError) as info:
+        load(path, env={"KAFKA_PASSWORD": "hunter2"})
+    message = str(info.value)
+    assert "not valid YAML at line" in message and "\n" not in message and "hunter2" not in message
+
+
+def test_missing_variable_names_file_and_key(tmp_path):
+    path = write(tmp_path)
+    with pytest.raises(ConfigError) as info:
+        load(path, env={})
+    expected = f"{path}: kafka.sasl_password: uses ${{KAFKA_PASSWORD}}, which is not set in the environment"
+    assert str(info.value) == expected
+
+
+def test_overrides_are_typed_by_the_key_they_set(tmp_path):
+    env = {"KAFKA_PASSWORD": "x", "HEC_CLUSTERS__0__NAME": "2024", "HEC_VALIDATE_EVENTS": "false"}
+    overrides = ["clusters.0.diagnostics_limit=100", "clusters.0.auth.verify_tls=false"]
+    cfg = load(write(tmp_path), env=env, overrides=overrides)
+    assert cfg.clusters[0].name == "2024" and cfg.validate_events is False
+    assert cfg.clusters[0].diagnostics_limit == 100 and cfg.clusters[0].auth.verify_tls is False
+
+
+def test_bad_port_and_no_configuration(tmp_path):
+    with pytest.raises(ConfigError, match="invalid port"):
+        load(write(tmp_path), env={"KAFKA_PASSWORD": "x"},
+             overrides=["clusters.0.resourcemanager.urls=http://127.0.0.1:notaport"])
+    with pytest.raises(ConfigError, match="no configuration: give a file with -c FILE or \\$HEC_CONFIG"):
+        load(None, env={})
