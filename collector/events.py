@@ -2,7 +2,8 @@
 
 Pure functions: time is passed in. Event ids are UUIDv5 of what was observed (cluster,
 application, per-application sequence number, change, states), so the same observation
-made again after a restart yields the same id and consumers can dedupe on it.
+derived again (a delivery retried, or replayed from a checkpoint) yields the same id and
+consumers can dedupe on it.
 """
 
 from __future__ import annotations
@@ -34,7 +35,11 @@ SCHEMA_VERSIONS: dict[str, int] = {STATE_CHANGED: 1, VANISHED: 1, FINISHED: 1}
 TOPIC_OF_TYPE: dict[str, str] = {STATE_CHANGED: "applications", VANISHED: "applications", FINISHED: "applications"}
 
 DEFAULT_DIAGNOSTICS_LIMIT = 4096
+#: Other free text (names, tags, URLs) is bounded too: any user picks an app's name, and one
+#: huge name must not make an event too large for Kafka and block its application.
+TEXT_LIMIT = 1024
 TRUNCATION_MARKER = "...[truncated {} chars]"
+_LAST_MS = 253402300799999  # 9999-12-31T23:59:59.999Z: beyond it no timestamp is real
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,12 +93,21 @@ def _present(value: int | None) -> int | None:
     return value if value is not None and value > 0 else None
 
 
+def _plausible(ms: int | None) -> int | None:
+    """An RM timestamp usable as the event's time, or None (then the observation time is)."""
+    return ms if ms is not None and 0 < ms <= _LAST_MS else None
+
+
 def _non_negative(value: int | None) -> int | None:
     return value if value is not None and value >= 0 else None
 
 
 def _tags(raw: str | None) -> list[str]:
-    return [t for t in (raw or "").split(",") if t]
+    return [truncate(t, TEXT_LIMIT) or "" for t in (raw or "").split(",") if t]
+
+
+def _text(value: str | None) -> str | None:
+    return truncate(value, TEXT_LIMIT)
 
 
 def truncate(text: str | None, limit: int) -> str | None:
@@ -107,10 +121,10 @@ def application_record(app: RawApp, diagnostics_limit: int = DEFAULT_DIAGNOSTICS
     nn = _non_negative
     return {
         "id": app.id,
-        "name": app.name,
-        "user": app.user,
-        "queue": app.queue,
-        "type": app.applicationType,
+        "name": _text(app.name),
+        "user": _text(app.user),
+        "queue": _text(app.queue),
+        "type": _text(app.applicationType),
         "tags": _tags(app.applicationTags),
         "priority": app.priority,
         "state": app.state,
@@ -121,10 +135,10 @@ def application_record(app: RawApp, diagnostics_limit: int = DEFAULT_DIAGNOSTICS
         "finished_time_ms": _present(app.finishedTime),
         "elapsed_ms": nn(app.elapsedTime),
         "diagnostics": truncate(app.diagnostics, diagnostics_limit) or None,
-        "tracking_ui": app.trackingUI,
-        "tracking_url": app.trackingUrl,
-        "am_host_http_address": app.amHostHttpAddress or None,
-        "am_container_logs": app.amContainerLogs or None,
+        "tracking_ui": _text(app.trackingUI),
+        "tracking_url": _text(app.trackingUrl),
+        "am_host_http_address": _text(app.amHostHttpAddress) or None,
+        "am_container_logs": _text(app.amContainerLogs) or None,
         "allocated": {"memory_mb": nn(app.allocatedMB), "vcores": nn(app.allocatedVCores)},
         "reserved": {"memory_mb": nn(app.reservedMB), "vcores": nn(app.reservedVCores)},
         "running_containers": nn(app.runningContainers),
@@ -141,7 +155,7 @@ def application_record(app: RawApp, diagnostics_limit: int = DEFAULT_DIAGNOSTICS
         },
         "queue_usage_percent": app.queueUsagePercentage,
         "cluster_usage_percent": app.clusterUsagePercentage,
-        "log_aggregation_status": app.logAggregationStatus,
+        "log_aggregation_status": _text(app.logAggregationStatus),
         "unmanaged": app.unmanagedApplication,
         "rm_cluster_id": app.clusterId,
     }
@@ -191,7 +205,7 @@ def transition_event(ctx: EventContext, t: Transition, observed_at_ms: int) -> E
     }
     # CloudEvents "time" is when it happened: the RM stamps the end; other states we
     # only know from observing them.
-    when = _present(app.finishedTime) if t.state in TERMINAL_STATES else None
+    when = _plausible(app.finishedTime) if t.state in TERMINAL_STATES else None
     return Event(
         STATE_CHANGED, key, _envelope(STATE_CHANGED, ctx.cluster, t.app_id, ev_id, when or observed_at_ms, data)
     )
@@ -222,4 +236,5 @@ def finished_event(ctx: EventContext, p: Pending, outcome: Outcome, now_ms: int)
     }
     ev_id = event_id(ctx.cluster, p.app_id, "finished")
     key = application_key(ctx.cluster, p.app_id)
-    return Event(FINISHED, key, _envelope(FINISHED, ctx.cluster, p.app_id, ev_id, p.ended_ms or now_ms, data))
+    when = _plausible(p.ended_ms) or now_ms
+    return Event(FINISHED, key, _envelope(FINISHED, ctx.cluster, p.app_id, ev_id, when, data))

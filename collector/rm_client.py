@@ -81,11 +81,25 @@ class ResourceManager:
         self.last_info: ClusterInfo | None = None
 
     async def cluster_info(self) -> tuple[ClusterInfo, int | None]:
-        """Info of the active RM and its clock; finds the active RM on the way."""
-        resp = await self._get(INFO_PATH)
-        info = parse_cluster_info(resp.body)
-        self.last_info = info
-        return info, rm_clock_ms(resp)
+        """Info of the active RM and its clock; finds the active RM on the way.
+
+        The RM in use is checked too: one that turned standby, or a restarted one whose web
+        service answers before it became active (and before it recovered its apps), must not
+        be polled, or every app would look vanished.
+        """
+        for _ in range(len(self.urls) + 1):
+            resp = await self._get(INFO_PATH)
+            info = parse_cluster_info(resp.body)
+            if info.is_active:
+                self.last_info = info
+                return info, rm_clock_ms(resp)
+            reason = f"haState {info.haState}, state {info.state}"
+            if len(self.urls) == 1:
+                raise NoActiveRM(self.urls[0], f"the ResourceManager is not active ({reason})")
+            log.warning("rm.failover", cluster=self.cluster, rm=self.active_url, reason=reason)
+            self.active_url = None
+            self.failovers += 1
+        raise NoActiveRM(self.urls[0], "no active ResourceManager answered")
 
     async def active_apps(self) -> AppsPage:
         return await self._apps({"states": ",".join(ACTIVE_STATES), "deSelects": "resourceRequests"})
@@ -142,8 +156,8 @@ class ResourceManager:
             except (PeerError, ParseError) as exc:
                 reasons.append(f"{base}: {getattr(exc, 'message', exc)}")
                 continue
-            if info.is_standby:
-                reasons.append(f"{base}: haState {info.haState}")
+            if not info.is_active:
+                reasons.append(f"{base}: haState {info.haState}, state {info.state}")
                 continue
             if self.active_url != base:
                 log.info("rm.active", cluster=self.cluster, rm=base, ha_state=info.haState)

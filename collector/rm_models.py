@@ -107,10 +107,12 @@ class ClusterInfo(msgspec.Struct, kw_only=True):
     haZooKeeperConnectionState: str | None = None
 
     @property
-    def is_standby(self) -> bool:
-        # Non-HA RMs report ACTIVE too (2.7 and later); a missing haState means a very
-        # old RM without HA, which is by definition the active one.
-        return self.haState is not None and self.haState.upper() != "ACTIVE"
+    def is_active(self) -> bool:
+        """Serving as the active RM. Non-HA RMs report haState ACTIVE too (2.7 and later);
+        a missing field means a very old RM without HA, active by definition. While an RM
+        starts, its web service answers before it is active (INITIALIZING, state INITED)."""
+        ha_ok = self.haState is None or self.haState.upper() == "ACTIVE"
+        return ha_ok and (self.state is None or self.state.upper() == "STARTED")
 
 
 class _ClusterInfoAnswer(msgspec.Struct):

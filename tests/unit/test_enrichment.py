@@ -230,3 +230,27 @@ async def test_one_finished_event_per_application_with_a_stable_id(servers):
     await worker.enrich_cycle()
     (event,) = finished(sink)
     assert event.id == event_id("c1", APP, "finished")
+
+
+async def test_finished_event_waits_for_final_usage_while_the_am_still_runs(servers):
+    jhs = await servers(ScriptedHistory())
+    base = f"/ws/v1/history/mapreduce/jobs/{JOB}"
+    jhs.json(base, JOB_BODY)
+    jhs.json(base + "/counters", INPUT_COUNTERS)
+    rm, worker, sink, clock = await make_worker(servers, jhs=jhs)
+    end_app(rm)
+    # FINISHED while the AM container still runs (RM-internal FINISHING): usage still grows
+    rm.apps[APP].update(runningContainers=1, allocatedMB=512, allocatedVCores=1, memorySeconds=900)
+    await worker.cycle()
+    await worker.enrich_cycle()
+    assert not finished(sink) and jhs.requests == []
+    rm.apps[APP].update(runningContainers=-1, allocatedMB=-1, allocatedVCores=-1, memorySeconds=1000)
+    clock.advance(5)
+    await drive(worker, clock)
+    (event,) = finished(sink)
+    record = event.envelope["data"]["application"]
+    assert record["memory_seconds"] == 1000 and record["running_containers"] is None
+    assert record["allocated"] == {"memory_mb": None, "vcores": None}
+    # the state change itself reported what the RM showed when it was seen
+    changed = [e for e in sink.events if e.type == "yarn.application.state_changed"]
+    assert changed[-1].envelope["data"]["application"]["memory_seconds"] == 900

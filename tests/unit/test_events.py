@@ -86,3 +86,19 @@ def test_schema_violation_is_caught():
     env["data"]["state"] = "DANCING"
     with pytest.raises(SchemaViolation, match="data.state"):
         validate(env)
+
+
+def test_free_text_is_bounded_so_one_app_cannot_make_an_event_too_large():
+    app = RawApp(id="application_1_7", state="RUNNING", name="n" * 1_500_000,
+                 applicationTags=",".join(["t" * 5000] * 3), trackingUrl="http://x/" + "p" * 5000)
+    ev = transition_event(CTX, _t(app), 1)
+    assert len(ev.encode()) < 20_000
+    assert ev.envelope["data"]["application"]["name"].endswith("...[truncated 1498976 chars]")
+    validate(ev.envelope)
+
+
+def test_absurd_rm_timestamps_do_not_break_the_event():
+    app = RawApp(id="application_1_7", state="FINISHED", finishedTime=10**17)
+    ev = transition_event(CTX, _t(app), 1_700_000_000_000)
+    assert ev.envelope["time"] == "2023-11-14T22:13:20.000Z"  # the observation time instead
+    validate(ev.envelope)

@@ -217,3 +217,70 @@ async def test_service_loop_survives_garbage_and_logs_one_line_per_failure(rms):
     assert not [entry for entry in logs if entry["event"] == "poll.crashed"]
     assert summary(sink.events) == [("0008", "state_changed", None, "RUNNING")]
     await worker.close()
+
+
+async def test_the_rm_in_use_turning_standby_is_left_before_polling_it(rms):
+    rm1, rm2 = await rms(2)
+    for rm in (rm1, rm2):
+        rm.put("application_1_0009", "RUNNING")
+    rm2.cluster_id = 1700000009999
+    sink = MemorySink()
+    worker = worker_for([rm1.url, rm2.url], sink)
+    await worker.cycle()
+    rm1.ha_state = "STANDBY"  # /cluster/info is never redirected: only haState tells
+    rm1.apps.clear()  # a standby's view must not be used: it would make the app vanish
+    await worker.cycle()
+    assert worker.rm.active_url == rm2.url
+    assert worker.state.rm_cluster_id == 1700000009999
+    assert summary(sink.events) == [("0009", "state_changed", None, "RUNNING")]
+    await worker.close()
+
+
+async def test_a_starting_rm_is_not_polled_until_active(rms):
+    (rm,) = await rms(1)
+    rm.put("application_1_0010", "RUNNING")
+    sink = MemorySink()
+    worker = worker_for([rm.url], sink)
+    await worker.cycle()
+    rm.ha_state = "INITIALIZING"  # restarted: web service up, apps not recovered yet
+    rm.apps.clear()
+    with pytest.raises(NoActiveRM, match="not active"):
+        await worker.cycle()
+    rm.ha_state = "ACTIVE"
+    rm.put("application_1_0010", "RUNNING")  # recovered
+    await worker.cycle()
+    assert summary(sink.events) == [("0010", "state_changed", None, "RUNNING")]  # nothing vanished
+    await worker.close()
+
+
+async def test_partial_delivery_commits_exactly_what_was_acknowledged(rms):
+    from collector.sinks import SinkError
+
+    class FlakySink(MemorySink):
+        fail_subject = "application_1_0012"
+
+        async def send(self, events, topics):
+            ok = [e for e in events if e.envelope["subject"] != self.fail_subject]
+            self.events.extend(ok)
+            if len(ok) != len(events):
+                raise SinkError("broker lost one batch", frozenset(e.id for e in ok))
+
+    (rm,) = await rms(1)
+    rm.put("application_1_0011", "ACCEPTED")
+    rm.put("application_1_0012", "ACCEPTED")
+    sink = FlakySink()
+    worker = worker_for([rm.url], sink)
+    with pytest.raises(SinkError):
+        await worker.cycle()
+    rm.put("application_1_0011", "RUNNING")
+    rm.put("application_1_0012", "RUNNING")
+    sink.fail_subject = None
+    await worker.cycle()
+    # 0011's first event was acknowledged: it moves on; 0012's was not: its first sighting is
+    # reported now (from the state it was in), never skipped, never a second seq 1 for 0011
+    assert sorted(summary(sink.events), key=lambda s: (s[0], s[2] or "")) == [
+        ("0011", "state_changed", None, "ACCEPTED"),
+        ("0011", "state_changed", "ACCEPTED", "RUNNING"),
+        ("0012", "state_changed", None, "RUNNING"),
+    ]
+    await worker.close()

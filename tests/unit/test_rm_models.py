@@ -68,7 +68,7 @@ def test_finished_failed_with_duplicate_entry_resource_map(case):
 
 def test_cluster_info_of_standby(case):
     info = parse_cluster_info(case("rm/cluster-info-standby.json"))
-    assert info.is_standby and info.id == 1700000000123
+    assert not info.is_active and info.id == 1700000000123
 
 
 def test_not_found_body_is_not_an_app(case):
