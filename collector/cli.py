@@ -19,7 +19,7 @@ from .logsetup import configure
 from .parsing import ParseError
 from .rm_client import ResourceManager
 from .service import ClusterWorker, run_service
-from .sinks import KafkaSink, SinkError, StdoutSink, producer_settings
+from .sinks import KafkaSink, SinkError, StdoutSink, client_settings, describe
 
 log = structlog.get_logger("collector")
 
@@ -109,13 +109,15 @@ async def _run(cfg: Config, args: argparse.Namespace) -> int:
     # Stop requested (or the service ended by itself): give the cycle in flight time to
     # deliver its events, then give up on it.
     try:
-        await asyncio.wait_for(asyncio.shield(service), timeout=SHUTDOWN_GRACE_S)
+        workers = await asyncio.wait_for(asyncio.shield(service), timeout=SHUTDOWN_GRACE_S)
     except TimeoutError:
         log.error("collector.shutdown_timeout", grace_s=SHUTDOWN_GRACE_S)
         service.cancel()
         return 1
-    except SinkError as exc:
-        log.error("collector.sink_failed", error=str(exc))
+    undelivered = [w.cfg.name for w in workers if w.undelivered]
+    if undelivered:
+        # Until state is checkpointed, what the last failed delivery held is not on Kafka.
+        log.error("collector.stopped_with_undelivered_events", clusters=undelivered)
         return 1
     return 0
 
@@ -129,7 +131,11 @@ def _on_signal(stop: asyncio.Event, sig: signal.Signals) -> None:
 
 async def _once(cfg: Config, args: argparse.Namespace) -> int:
     sink = KafkaSink(cfg.kafka) if args.sink == "kafka" else StdoutSink()
-    await sink.start()
+    try:
+        await sink.start()
+    except SinkError as exc:
+        print(f"hadoop-collector: {exc}", file=sys.stderr)
+        return 1
     status = 0
     try:
         for cluster in cfg.clusters:
@@ -158,7 +164,11 @@ async def _check(cfg: Config, args: argparse.Namespace) -> int:
     ok = True
     print(f"configuration: ok ({len(cfg.clusters)} cluster(s))")
     for cluster in cfg.clusters:
-        peer = HttpPeer(timeout=float(cluster.poll.timeout), user_name=cluster.auth.user_name)
+        peer = HttpPeer(
+            timeout=float(cluster.poll.timeout),
+            user_name=cluster.auth.user_name,
+            verify_tls=cluster.auth.verify_tls,
+        )
         try:
             for url in cluster.resourcemanager.urls:  # type: ignore[union-attr]
                 rm = ResourceManager([url], peer, cluster=cluster.name)
@@ -182,18 +192,12 @@ async def _check_kafka(cfg: Config) -> bool:
     from aiokafka import AIOKafkaConsumer
     from aiokafka.errors import KafkaError
 
-    settings = {
-        k: v
-        for k, v in producer_settings(cfg.kafka).items()
-        if k in ("bootstrap_servers", "client_id", "request_timeout_ms", "security_protocol", "ssl_context")
-        or k.startswith("sasl")
-    }
-    consumer = AIOKafkaConsumer(**settings)
+    consumer = AIOKafkaConsumer(**client_settings(cfg.kafka))
     try:
         await consumer.start()
         existing = await consumer.topics()
     except KafkaError as exc:
-        print(f"kafka {','.join(cfg.kafka.bootstrap_servers)}: FAILED: {exc}")
+        print(f"kafka {','.join(cfg.kafka.bootstrap_servers)}: FAILED: {describe(exc)}")
         return False
     finally:
         await consumer.stop()
@@ -208,15 +212,22 @@ async def _check_kafka(cfg: Config) -> bool:
 
 async def _tail(cfg: Config, args: argparse.Namespace) -> int:
     from aiokafka import AIOKafkaConsumer
+    from aiokafka.errors import KafkaError
 
     topics = sorted({t for c in cfg.clusters for t in c.topics.values()})
     consumer = AIOKafkaConsumer(
         *topics,
-        bootstrap_servers=cfg.kafka.bootstrap_servers,
+        **client_settings(cfg.kafka),
         auto_offset_reset="earliest" if args.from_beginning else "latest",
         enable_auto_commit=False,
     )
-    await consumer.start()
+    try:
+        await consumer.start()
+    except KafkaError as exc:
+        await consumer.stop()
+        print(f"hadoop-collector: cannot read from Kafka at {','.join(cfg.kafka.bootstrap_servers)}: "
+              f"{describe(exc)}", file=sys.stderr)
+        return 1
     try:
         async for msg in consumer:
             if args.raw:

@@ -1,14 +1,36 @@
 """structlog set-up: JSON lines in production, readable lines on a terminal. Logs go to stderr
-so that ``once`` can write events to stdout."""
+so that ``once`` can write events to stdout. Libraries that log through the standard library
+(aiokafka, aiohttp) are rendered the same way, and their repeated messages are throttled:
+a broker that is down must not turn into thousands of identical lines."""
 
 from __future__ import annotations
 
 import logging
 import sys
+import time
 
 import structlog
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+
+#: The same library message (same logger, same template) at most once per this many seconds.
+THROTTLE_S = 30.0
+
+
+class Throttle(logging.Filter):
+    def __init__(self, interval: float = THROTTLE_S) -> None:
+        super().__init__()
+        self.interval = interval
+        self._last: dict[tuple[str, str], float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.name, str(record.msg))
+        now = time.monotonic()
+        last = self._last.get(key)
+        if last is not None and now - last < self.interval:
+            return False
+        self._last[key] = now
+        return True
 
 
 def configure(fmt: str = "auto", level: str = "info") -> None:
@@ -19,11 +41,14 @@ def configure(fmt: str = "auto", level: str = "info") -> None:
         if fmt == "json"
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
+    shared: list[structlog.typing.Processor] = [
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            *shared,
             structlog.processors.format_exc_info,
             renderer,
         ],
@@ -31,5 +56,14 @@ def configure(fmt: str = "auto", level: str = "info") -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
-    # aiokafka logs through the standard library; keep its noise at warning and route it to stderr.
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processor=renderer,
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared, structlog.processors.format_exc_info],
+        )
+    )
+    handler.addFilter(Throttle())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)  # libraries: warnings and errors only

@@ -66,10 +66,11 @@ class RmPoller:
         if state.watermark is None:
             # First start: report apps that ended within the backfill window, not the
             # whole retained history. The RM's clock decides, not ours.
-            state.watermark = (rm_now or local_now_ms) - self.backfill_ms
+            state.watermark = state.floor = (rm_now or local_now_ms) - self.backfill_ms
 
         active = await self.rm.active_apps()
-        ended = await self.rm.ended_apps(state.watermark - self.overlap_ms)
+        since = state.watermark - self.overlap_ms
+        ended = await self.rm.ended_apps(since if state.floor is None else max(since, state.floor))
         view = merge_views(active.apps, ended.apps)
         unreadable = active.unreadable_ids | ended.unreadable_ids
         for problem in active.problems + ended.problems:

@@ -251,7 +251,11 @@ async def run_service(cfg: Config, sink: Sink, stop: asyncio.Event) -> list[Clus
     """Run every cluster until ``stop`` is set; a cycle in progress finishes (and its events
     are flushed) before returning."""
     workers = [ClusterWorker(c, sink, cfg.validate_events) for c in cfg.clusters]
-    await sink.start()
+    try:
+        await sink.start()
+    except SinkError as exc:
+        # Not fatal: a service waits for its broker. Each cycle retries, with backoff.
+        log.warning("kafka.unavailable", error=str(exc))
     log.info("collector.started", clusters=[c.name for c in cfg.clusters])
     try:
         async with asyncio.TaskGroup() as group:

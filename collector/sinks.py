@@ -69,9 +69,13 @@ def producer_settings(cfg: KafkaConfig) -> dict[str, object]:
     }
 
 
-def _describe(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+def describe(exc: BaseException) -> str:
+    """``Type: message`` on one line (aiokafka's messages already start with the type)."""
+    name = type(exc).__name__
+    text = " ".join(str(exc).split())
+    if not text:
+        return name
+    return text if text.startswith(name) else f"{name}: {text}"
 
 
 class KafkaSink:
@@ -86,7 +90,7 @@ class KafkaSink:
         except KafkaError as exc:
             await producer.stop()
             raise SinkError(
-                f"cannot connect to Kafka at {','.join(self._cfg.bootstrap_servers)}: {_describe(exc)}"
+                f"cannot connect to Kafka at {','.join(self._cfg.bootstrap_servers)}: {describe(exc)}"
             ) from None
         self._producer = producer
 
@@ -115,7 +119,7 @@ class KafkaSink:
         failure = failure or next((r for r in results if isinstance(r, BaseException)), None)
         if failure is not None:
             raise SinkError(
-                f"Kafka delivered {len(delivered)} of {len(events)} events: {_describe(failure)}", delivered
+                f"Kafka delivered {len(delivered)} of {len(events)} events: {describe(failure)}", delivered
             )
 
     async def close(self) -> None:

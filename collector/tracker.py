@@ -48,6 +48,7 @@ class TrackerState:
 
     apps: dict[str, Tracked] = field(default_factory=dict)
     watermark: int | None = None  # largest finishedTime seen, RM clock (ms)
+    floor: int | None = None  # first start: ends before this are history, not news (RM clock)
     rm_cluster_id: int | None = None
 
 

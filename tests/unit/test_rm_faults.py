@@ -284,3 +284,19 @@ async def test_partial_delivery_commits_exactly_what_was_acknowledged(rms):
         ("0012", "state_changed", None, "RUNNING"),
     ]
     await worker.close()
+
+
+async def test_backfill_is_exact_on_a_first_start(rms):
+    (rm,) = await rms(1)
+    now = int(time.time() * 1000)
+    rm.put("application_1_0013", "FINISHED", finishedTime=now - 60_000)  # a minute before the start
+    sink = MemorySink()
+    worker = worker_for([rm.url], sink)
+    worker.poller.backfill_ms = 0
+    await worker.cycle()
+    await worker.cycle()
+    assert sink.events == []  # not within the (5 min) overlap either: it ended before we started
+    rm.put("application_1_0014", "FINISHED", finishedTime=now + 1000)
+    await worker.cycle()
+    assert summary(sink.events) == [("0014", "state_changed", None, "FINISHED")]
+    await worker.close()
