@@ -1,7 +1,8 @@
-"""The service loop: per cluster, poll -> events -> sink -> commit, until asked to stop.
+"""The service loops: per cluster, poll -> events -> sink -> commit, and enrich ended
+applications -> finished events -> sink -> commit, until asked to stop.
 
-State is committed only after the sink acknowledged every event derived from it; a failed
-cycle leaves the state untouched, so the next cycle derives the same events (same ids).
+State advances only for the events the sink acknowledged; whatever failed is derived again
+in the next cycle, with the same ids.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ class ClusterWorker:
     validate: bool = True
     clock: Callable[[], int] = wall_ms
     state: TrackerState = field(default_factory=TrackerState)
-    #: Ended applications waiting for their history server (checkpointed with ``state``).
+    #: Ended applications waiting for their history server (plain data, like ``state``).
     pending: dict[str, Pending] = field(default_factory=dict)
     stats: ClusterStats = field(default_factory=ClusterStats)
     #: The last delivery failed: events derived since are not on Kafka.
