@@ -143,7 +143,7 @@ async def _once(cfg: Config, args: argparse.Namespace) -> int:
             try:
                 await worker.cycle()
                 # One try at each ended application's history; no waiting for late ones.
-                await worker.enrich_cycle()
+                await worker.enrich_cycle(wait=True)
                 if worker.pending:
                     print(
                         f"hadoop-collector: cluster {cluster.name}: {len(worker.pending)} ended "

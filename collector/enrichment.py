@@ -54,14 +54,16 @@ class Outcome:
     source: dict[str, str] | None = None  # {"server": ..., "url": ...}
     mapreduce: dict[str, Any] | None = None
     spark: dict[str, Any] | None = None
+    #: The server is down or answers nonsense (as opposed to "not there yet"): worth a warning.
+    trouble: bool = False
 
 
 def ok(source: dict[str, str], *, mapreduce: dict | None = None, spark: dict | None = None) -> Outcome:
     return Outcome(Status.OK, True, None, source, mapreduce, spark)
 
 
-def not_yet(reason: str, source: dict[str, str] | None = None) -> Outcome:
-    return Outcome(Status.UNAVAILABLE, False, reason, source)
+def not_yet(reason: str, source: dict[str, str] | None = None, *, trouble: bool = False) -> Outcome:
+    return Outcome(Status.UNAVAILABLE, False, reason, source, trouble=trouble)
 
 
 def unavailable(reason: str, source: dict[str, str] | None = None, **figures: Any) -> Outcome:

@@ -34,7 +34,7 @@ class JobHistory:
                     return not_yet(waiting, source)
                 counters = parse_counters(counters_resp.body)
             except (PeerError, ParseError) as exc:
-                return not_yet(f"JobHistory Server: {exc}", source)
+                return not_yet(f"JobHistory Server: {exc}", source, trouble=True)
         figures = mapreduce_figures(job, counters, include_counters=self.include_counters)
         if not counters:
             return unavailable(

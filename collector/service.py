@@ -18,7 +18,7 @@ import structlog
 from . import enrichment, schemas
 from .config import ClusterConfig, Config
 from .enricher import Enricher
-from .enrichment import Pending, pending_for, rm_usage_final
+from .enrichment import Outcome, Pending, pending_for, rm_usage_final
 from .events import Event, EventContext, application_record, finished_event, transition_event
 from .http import HttpPeer, PeerError, RetryPolicy
 from .jhs_client import JobHistory
@@ -34,6 +34,8 @@ log = structlog.get_logger(__name__)
 
 #: How often the enrichment queue is looked at (each entry keeps its own backoff).
 ENRICH_TICK_S = 1.0
+#: At most one warning per history server in this many seconds while it is in trouble.
+HISTORY_WARN_S = 60.0
 
 
 def wall_ms() -> int:
@@ -58,12 +60,13 @@ class ClusterWorker:
     #: Ended applications waiting for their history server (plain data, like ``state``).
     pending: dict[str, Pending] = field(default_factory=dict)
     stats: ClusterStats = field(default_factory=ClusterStats)
-    #: The last delivery failed: events derived since are not on Kafka.
-    undelivered: bool = False
 
     def __post_init__(self) -> None:
         poll = self.cfg.poll
         self._peers: list[HttpPeer] = []
+        self._tries: dict[str, asyncio.Task[Outcome]] = {}
+        self._warned: dict[str, float] = {}
+        self._undelivered: dict[str, bool] = {}
         self.rm = ResourceManager(self.cfg.resourcemanager.urls, self._peer(), cluster=self.cfg.name)  # type: ignore[arg-type]
         self.poller = RmPoller(
             self.rm,
@@ -74,10 +77,10 @@ class ClusterWorker:
         enrich = self.cfg.enrichment
         jhs, shs = self.cfg.jobhistory, self.cfg.spark_history
         self.enricher = Enricher(
-            JobHistory(jhs.url, self._peer(), concurrency=jhs.concurrency, include_counters=enrich.include_counters)
+            JobHistory(jhs.url, self._peer(1), concurrency=jhs.concurrency, include_counters=enrich.include_counters)
             if jhs
             else None,
-            SparkHistory(shs.url, self._peer(), concurrency=shs.concurrency) if shs else None,
+            SparkHistory(shs.url, self._peer(1), concurrency=shs.concurrency) if shs else None,
         )
         self.retry = enrichment.RetryPolicy(
             first_delay_ms=int(float(enrich.first_retry) * 1000),
@@ -85,13 +88,14 @@ class ClusterWorker:
             max_age_ms=int(float(enrich.max_age) * 1000),
         )
 
-    def _peer(self) -> HttpPeer:
-        """One HTTP session per peer, all with the cluster's auth and timeouts."""
+    def _peer(self, attempts: int = 3) -> HttpPeer:
+        """One HTTP session per peer, all with the cluster's auth and timeouts. History
+        servers get one attempt per request: their queue entry retries with its own backoff."""
         peer = HttpPeer(
             timeout=float(self.cfg.poll.timeout),
             user_name=self.cfg.auth.user_name,
             verify_tls=self.cfg.auth.verify_tls,
-            retry=RetryPolicy(attempts=3, base_delay=0.5, max_delay=5.0),
+            retry=RetryPolicy(attempts=attempts, base_delay=0.5, max_delay=5.0),
         )
         self._peers.append(peer)
         return peer
@@ -111,7 +115,7 @@ class ClusterWorker:
                 pairs.append((t, transition_event(ctx, t, observed_at)))
             except Exception as exc:  # one odd record must not hold up every other app
                 log.warning("event.build_failed", cluster=self.cfg.name, app_id=t.app_id, error=repr(exc))
-        settled, failure = await self._deliver([event for _, event in pairs])
+        settled, failure = await self._deliver("poll", [event for _, event in pairs])
         done = [(t, event) for t, event in pairs if event.id in settled]
         commit(self.state, [t for t, _ in done])
         # Only now, with the end on Kafka, may its finished event follow (same key, later).
@@ -139,53 +143,94 @@ class ClusterWorker:
                 p.record = application_record(app, limit)
                 p.rm_final = rm_usage_final(app)
 
-    async def enrich_cycle(self) -> int:
-        """Ask the history servers about every ended application whose turn it is; publish
-        the finished events that are settled. Returns how many were delivered."""
-        batch = enrichment.due(self.pending, self.clock())
-        if not batch:
-            return 0
-        outcomes = await asyncio.gather(*(self.enricher.attempt(p) for p in batch))
+    async def enrich_cycle(self, wait: bool = False) -> int:
+        """Start a try for every ended application whose turn it is, and publish the finished
+        events of the tries that are done and settled. A slow history server delays only its
+        own applications: tries run as tasks and are collected on a later tick (``wait``
+        collects all of them now, for ``once``). Returns how many events were delivered."""
+        for p in enrichment.due(self.pending, self.clock()):
+            if p.app_id not in self._tries:
+                self._tries[p.app_id] = asyncio.create_task(self._try(p), name=f"enrich:{p.app_id}")
+        if wait and self._tries:
+            await asyncio.wait(self._tries.values())
+        done_tries = {app_id: task for app_id, task in self._tries.items() if task.done()}
+        for app_id in done_tries:
+            del self._tries[app_id]
         now = self.clock()
         ctx = self._context()
         events: list[Event] = []
-        for p, outcome in zip(batch, outcomes, strict=True):
+        for app_id, task in done_tries.items():
+            p = self.pending.get(app_id)
+            if p is None:
+                continue
+            outcome = task.result()
+            if outcome.trouble:
+                self._warn_history(outcome)
             final = enrichment.settle(p, outcome, now, self.retry)
             if final is None:
-                log.debug("enrichment.waiting", cluster=self.cfg.name, app_id=p.app_id, reason=outcome.reason)
+                log.debug("enrichment.waiting", cluster=self.cfg.name, app_id=app_id, reason=outcome.reason)
                 continue
             events.append(finished_event(ctx, p, final, now))
-        settled, failure = await self._deliver(events)
-        done = [event for event in events if event.id in settled]
-        for event in done:
-            del self.pending[event.envelope["subject"]]
+        settled, failure = await self._deliver("enrich", events)
+        delivered = 0
+        for event in events:
+            app_id = event.envelope["subject"]
+            if event.id not in settled:
+                if failure is None:  # it failed its schema (logged): try again later, not every tick
+                    self.pending[app_id].next_try_ms = now + self.retry.max_delay_ms
+                continue
+            delivered += 1
+            del self.pending[app_id]
             info = event.envelope["data"]["enrichment"]
             log.info(
                 "enrichment.published",
                 cluster=self.cfg.name,
-                app_id=event.envelope["subject"],
+                app_id=app_id,
                 status=info["status"],
                 reason=info["reason"],
                 after_end_ms=info["after_end_ms"],
                 attempts=info["attempts"],
             )
-        self.stats.events += len(done)
+        self.stats.events += delivered
         if failure is not None:
             raise failure
-        return len(done)
+        return delivered
 
-    async def _deliver(self, events: list[Event]) -> tuple[set[str], SinkError | None]:
-        """Send the events that match their schema. Returns the ids now settled (acknowledged,
-        or invalid and dropped for good) and the delivery failure, if any."""
+    async def _try(self, p: Pending) -> Outcome:
+        """One try; never raises, so one odd answer cannot stall the queue."""
+        try:
+            return await self.enricher.attempt(p)
+        except Exception as exc:
+            log.warning("enrichment.try_crashed", cluster=self.cfg.name, app_id=p.app_id, error=repr(exc))
+            return enrichment.not_yet(f"unexpected error: {exc!r}", trouble=True)
+
+    def _warn_history(self, outcome: Outcome) -> None:
+        """One warning per history server and minute while it is down or answers nonsense."""
+        server = (outcome.source or {}).get("server", "history")
+        now = time.monotonic()
+        if now - self._warned.get(server, -HISTORY_WARN_S) >= HISTORY_WARN_S:
+            self._warned[server] = now
+            log.warning("enrichment.history_unavailable", cluster=self.cfg.name, server=server, reason=outcome.reason)
+
+    async def _deliver(self, loop: str, events: list[Event]) -> tuple[set[str], SinkError | None]:
+        """Send the events that match their schema. Returns the ids acknowledged and the
+        delivery failure, if any. An event that fails its schema is neither sent nor
+        acknowledged: its application waits (and the error repeats) rather than being lost."""
+        if not events:
+            return set(), None
         valid = self._checked(events)
-        settled = {e.id for e in events} - {e.id for e in valid}
         try:
             await self.sink.send(valid, self.cfg.topics)
         except SinkError as exc:
-            self.undelivered = True
-            return settled | exc.delivered, exc
-        self.undelivered = False
-        return settled | {e.id for e in valid}, None
+            self._undelivered[loop] = True
+            return set(exc.delivered), exc
+        self._undelivered[loop] = False
+        return {e.id for e in valid}, None
+
+    @property
+    def undelivered(self) -> bool:
+        """The last delivery of the poll or the enrich loop failed: those events are not on Kafka."""
+        return any(self._undelivered.values())
 
     def _checked(self, events: Sequence[Event]) -> list[Event]:
         if not self.validate:
@@ -244,6 +289,10 @@ class ClusterWorker:
                 pass
 
     async def close(self) -> None:
+        for task in self._tries.values():
+            task.cancel()
+        await asyncio.gather(*self._tries.values(), return_exceptions=True)
+        self._tries.clear()
         for peer in self._peers:
             await peer.close()
 

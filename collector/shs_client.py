@@ -44,7 +44,7 @@ class SparkHistory:
                     return not_yet(waiting, source)
                 executors = parse_executors(ex_resp.body)
             except (PeerError, ParseError) as exc:
-                return not_yet(f"Spark History Server: {exc}", source)
+                return not_yet(f"Spark History Server: {exc}", source, trouble=True)
         return ok(source, spark=spark_figures(app, attempt, executors))
 
 

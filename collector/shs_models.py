@@ -73,7 +73,10 @@ def final_attempt(app: SparkApp) -> SparkAttempt | None:
         return None
 
     def newest(a: SparkAttempt) -> tuple[int, int]:
-        number = int(a.attemptId) if a.attemptId and a.attemptId.isdigit() else 0
+        try:
+            number = int(a.attemptId or 0)
+        except ValueError:  # not a number: order by start time alone
+            number = 0
         return (a.startTimeEpoch or 0, number)
 
     return max(app.attempts, key=newest)

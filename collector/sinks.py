@@ -114,13 +114,26 @@ class KafkaSink:
             except KafkaError as exc:  # e.g. no metadata for the topic within request_timeout
                 failure = exc
                 break
-        results = await asyncio.gather(*futures, return_exceptions=True)
+        await self._settled(futures)
+        results = [f.exception() or f.result() for f in futures]
         delivered = frozenset(e.id for e, r in zip(events, results, strict=False) if not isinstance(r, BaseException))
         failure = failure or next((r for r in results if isinstance(r, BaseException)), None)
         if failure is not None:
             raise SinkError(
                 f"Kafka delivered {len(delivered)} of {len(events)} events: {describe(failure)}", delivered
             )
+
+    async def _settled(self, futures: list[asyncio.Future[object]]) -> None:
+        """Wait for every send to settle. The producer retries a broker that does not answer
+        for as long as it takes; say so every ``request_timeout`` (one line), and keep waiting:
+        giving up here would leave batches that land later, beside their retried copies."""
+        pending: set[asyncio.Future[object]] = set(futures)
+        waited = 0.0
+        while pending:
+            _, pending = await asyncio.wait(pending, timeout=self._cfg.request_timeout)
+            if pending:
+                waited += self._cfg.request_timeout
+                log.warning("kafka.delivery_slow", waiting_s=round(waited), unacknowledged=len(pending))
 
     async def close(self) -> None:
         if self._producer is not None:

@@ -3,6 +3,7 @@ tests/cases/shs, for the shapes and delays a real server cannot be made to produ
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,7 @@ class ScriptedHistory:
 
     routes: dict[str, tuple[int, str, bytes]] = field(default_factory=dict)
     not_found_first: dict[str, int] = field(default_factory=dict)
+    delay: dict[str, float] = field(default_factory=dict)  # seconds before answering a path
     requests: list[str] = field(default_factory=list)
     url: str = ""
 
@@ -39,6 +41,8 @@ class ScriptedHistory:
     async def _serve(self, request: web.Request) -> web.Response:
         path = request.path
         self.requests.append(path)
+        if path in self.delay:
+            await asyncio.sleep(self.delay[path])
         if self.not_found_first.get(path, 0) > 0:
             self.not_found_first[path] -= 1
             return web.Response(status=404, body=case("shs/not-found.body.txt"), content_type="text/plain")

@@ -1213,7 +1213,7 @@ def submit_spark(name: str | None, detach: bool, kill_executor: bool) -> int:
     try:
         app_id = wait_app_id(p, logpath, deadline)
         result = {"job": "spark-scan", "name": name, "application_id": app_id, "exit_code": None,
-                  "log": str(logpath), "input_bytes": input_bytes}
+                  "log": str(logpath), "input_file_bytes": input_bytes}
         if detach:
             print(json.dumps(result), flush=True)
             return 0

@@ -77,7 +77,7 @@ def test_spark_finished_event_sums_all_executors_including_the_removed_one(spark
     assert len(removed) == 1 and len(active) < len(everyone), "an executor was removed mid-run"
     assert spark["input_bytes"] == sum(e["totalInputBytes"] for e in everyone)
     assert spark["input_bytes"] > sum(e["totalInputBytes"] for e in active)  # the removed one's reads count
-    assert spark["input_bytes"] >= spark_run["job"]["input_bytes"] > 0
+    assert spark["input_bytes"] >= spark_run["job"]["input_file_bytes"] > 0
     assert spark["executors"] == sum(1 for e in everyone if e["id"] != "driver")
     assert spark["executors_removed"] == 1
     assert spark["shuffle_write_bytes"] == sum(e["totalShuffleWrite"] for e in everyone)

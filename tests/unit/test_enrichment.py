@@ -4,6 +4,7 @@ history file is moved or the event log rescanned)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import orjson
@@ -83,7 +84,7 @@ async def drive(worker, clock, rounds=40, step=5.0):
     """Poll once, then let the enrichment queue run on the (fake) clock until it is empty."""
     await worker.cycle()
     for _ in range(rounds):
-        await worker.enrich_cycle()
+        await worker.enrich_cycle(wait=True)
         if not worker.pending:
             return
         clock.advance(step)
@@ -169,7 +170,7 @@ async def test_spark_waits_for_a_completed_attempt_and_sums_all_executors(server
     end_app(rm, app_type="SPARK")
     await worker.cycle()
     for _ in range(3):  # the SHS has not finished reading the log: nothing final yet
-        await worker.enrich_cycle()
+        await worker.enrich_cycle(wait=True)
         clock.advance(10)
     assert not finished(sink) and worker.pending
     assert not any(r.endswith("allexecutors") for r in shs.requests)
@@ -213,7 +214,7 @@ async def test_decided_without_waiting(servers, app_type, launch, with_jhs, stat
     rm, worker, sink, clock = await make_worker(servers, jhs=jhs)
     end_app(rm, app_type=app_type, state="KILLED", final="KILLED", launch=launch)
     await worker.cycle()
-    await worker.enrich_cycle()  # one tick, no clock advance
+    await worker.enrich_cycle(wait=True)  # one tick, no clock advance
     (event,) = finished(sink)
     info = event.envelope["data"]["enrichment"]
     assert info["status"] == status and reason in info["reason"]
@@ -227,7 +228,7 @@ async def test_one_finished_event_per_application_with_a_stable_id(servers):
     end_app(rm)
     await drive(worker, clock)
     await worker.cycle()  # the same end seen again in the overlap window
-    await worker.enrich_cycle()
+    await worker.enrich_cycle(wait=True)
     (event,) = finished(sink)
     assert event.id == event_id("c1", APP, "finished")
 
@@ -242,7 +243,7 @@ async def test_finished_event_waits_for_final_usage_while_the_am_still_runs(serv
     # FINISHED while the AM container still runs (RM-internal FINISHING): usage still grows
     rm.apps[APP].update(runningContainers=1, allocatedMB=512, allocatedVCores=1, memorySeconds=900)
     await worker.cycle()
-    await worker.enrich_cycle()
+    await worker.enrich_cycle(wait=True)
     assert not finished(sink) and jhs.requests == []
     rm.apps[APP].update(runningContainers=-1, allocatedMB=-1, allocatedVCores=-1, memorySeconds=1000)
     clock.advance(5)
@@ -254,3 +255,52 @@ async def test_finished_event_waits_for_final_usage_while_the_am_still_runs(serv
     # the state change itself reported what the RM showed when it was seen
     changed = [e for e in sink.events if e.type == "yarn.application.state_changed"]
     assert changed[-1].envelope["data"]["application"]["memory_seconds"] == 900
+
+
+async def test_a_slow_history_server_delays_only_its_own_applications(servers):
+    jhs, shs = await servers(ScriptedHistory()), await servers(ScriptedHistory())
+    base = f"/ws/v1/history/mapreduce/jobs/{JOB}"
+    jhs.json(base, JOB_BODY)
+    jhs.json(base + "/counters", INPUT_COUNTERS)
+    jhs.delay[base] = 2.0  # a JobHistory Server that hangs
+    spark_app = "application_1700000000000_0052"
+    shs.json(f"/api/v1/applications/{spark_app}", case("shs/app-two-attempts.json"))
+    shs.json(f"/api/v1/applications/{spark_app}/2/allexecutors", case("shs/allexecutors-with-removed.json"))
+    rm, worker, sink, clock = await make_worker(servers, jhs=jhs, shs=shs)
+    end_app(rm)
+    now = int(time.time() * 1000)
+    rm.put(spark_app, "FINISHED", applicationType="SPARK", finishedTime=now - 1000, launchTime=now - 9000)
+    await worker.cycle()
+    started = time.monotonic()
+    while not finished(sink) and time.monotonic() - started < 1.5:
+        await worker.enrich_cycle()  # the service's tick: never waits for a slow try
+        await asyncio.sleep(0.05)
+    assert [e.envelope["subject"] for e in finished(sink)] == [spark_app]
+    assert time.monotonic() - started < 1.5 and APP in worker.pending
+    await worker.enrich_cycle(wait=True)
+    assert sorted(e.envelope["subject"] for e in finished(sink)) == sorted([APP, spark_app])
+
+
+async def test_an_unexpected_error_in_one_try_does_not_stall_the_queue(servers):
+    shs = await servers(ScriptedHistory())
+    odd = orjson.loads(case("shs/app-two-attempts.json"))
+    odd["id"], odd["attempts"][0]["attemptId"] = APP, "\u00b9"  # isdigit() but not int()
+    shs.json(f"/api/v1/applications/{APP}", orjson.dumps(odd))
+    rm, worker, sink, clock = await make_worker(servers, shs=shs, max_age="1m")
+    end_app(rm, app_type="SPARK")
+    other = "application_1700000000000_0099"
+    rm.put(other, "FINISHED", applicationType="TEZ", finishedTime=int(time.time() * 1000) - 500)
+    original = worker.enricher.attempt
+
+    async def sometimes_broken(p):
+        if p.app_id == other:
+            raise RuntimeError("a bug of ours")
+        return await original(p)
+
+    worker.enricher.attempt = sometimes_broken
+    await drive(worker, clock, rounds=40)
+    by_app = {e.envelope["subject"]: e.envelope["data"]["enrichment"] for e in finished(sink)}
+    # the odd attempt id is used as it is: the SHS has no executors under it, so in the end
+    # the application is published as unavailable, with the reason
+    assert by_app[APP]["status"] == "unavailable" and "does not have" in by_app[APP]["reason"], by_app[APP]
+    assert by_app[other]["status"] == "unavailable" and "a bug of ours" in by_app[other]["reason"]
