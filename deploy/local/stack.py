@@ -1088,13 +1088,19 @@ def submit(kind: str, name: str | None, detach: bool) -> int:
     except subprocess.TimeoutExpired:
         raise StackError(f"job client still running after {timeout:.0f}s; log {logpath}")
     finally:
-        if not detach or app_id is None:
-            if p.poll() is None:
-                try:
-                    os.killpg(p.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-            (PIDS / f"{logname}.json").unlink(missing_ok=True)
+        release_client(p, logname, keep=detach and app_id is not None)
+
+
+def release_client(p: subprocess.Popen, logname: str, keep: bool) -> None:
+    """A job client we no longer wait for: stop it (unless detached on purpose) and forget it."""
+    if keep:
+        return
+    if p.poll() is None:
+        try:
+            os.killpg(p.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    (PIDS / f"{logname}.json").unlink(missing_ok=True)
 
 
 # ------------------------------------------------------------------------------- submit spark
@@ -1238,13 +1244,7 @@ def submit_spark(name: str | None, detach: bool, kill_executor: bool) -> int:
     except subprocess.TimeoutExpired:
         raise StackError(f"spark-scan driver still running after {timeout:.0f}s; log {logpath}")
     finally:
-        if not detach or app_id is None:
-            if p.poll() is None:
-                try:
-                    os.killpg(p.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-            (PIDS / f"{logname}.json").unlink(missing_ok=True)
+        release_client(p, logname, keep=detach and app_id is not None)
 
 
 # ---------------------------------------------------------------------------------------- main
