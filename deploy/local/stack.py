@@ -1021,13 +1021,18 @@ def wait_app_id(p: subprocess.Popen, logpath: Path, deadline: float) -> str:
         time.sleep(0.2)
 
 
-def submit(kind: str, name: str | None, detach: bool) -> int:
+def ready_to_submit() -> None:
+    """Jars resolved and Hadoop answering, or a clear error."""
     if need_fetch():
         with stack_lock():
             fetch()
     ok, why = hadoop_ready()
     if not ok:
         raise StackError(f"Hadoop is not ready ({why}); run `stack.py up` first")
+
+
+def submit(kind: str, name: str | None, detach: bool) -> int:
+    ready_to_submit()
     forget_finished_clients()
     name = name or f"hec-{kind}-{uuid.uuid4().hex[:8]}"
     jobdir = STACK / "jobs" / name
@@ -1180,12 +1185,7 @@ def shs_completed(app_id: str) -> bool:
 
 def submit_spark(name: str | None, detach: bool, kill_executor: bool) -> int:
     """spark-scan: a PySpark job (deploy/local/spark_job.py) on the stack's YARN, client mode."""
-    if need_fetch():
-        with stack_lock():
-            fetch()
-    ok, why = hadoop_ready()
-    if not ok:
-        raise StackError(f"Hadoop is not ready ({why}); run `stack.py up` first")
+    ready_to_submit()
     home, py = spark_home(), spark_python()
     forget_finished_clients()
     name = name or f"hec-spark-scan-{uuid.uuid4().hex[:8]}"
