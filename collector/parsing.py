@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 
 class ParseError(ValueError):
     """A peer's answer could not be turned into records; ``str()`` is one clear line."""
@@ -11,3 +14,19 @@ def first_line(exc: Exception, limit: int = 300) -> str:
     """msgspec's messages can span lines; logs and errors get the first one."""
     text = str(exc).strip()
     return text.splitlines()[0][:limit] if text else type(exc).__name__
+
+
+def as_number(value: Any) -> float | None:
+    """A float from a number or a numeric string; None for absent, "NaN", inf, or junk."""
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(number) or math.isinf(number) else number
+
+
+def as_int(value: Any) -> int | None:
+    number = as_number(value)
+    return None if number is None else int(number)
