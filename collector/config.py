@@ -26,7 +26,12 @@ import yaml
 
 ENV_PREFIX = "HEC_"
 
-DEFAULT_TOPICS = {"applications": "hadoop.yarn.applications"}
+DEFAULT_TOPICS = {
+    "applications": "hadoop.yarn.applications",
+    "cluster": "hadoop.yarn.cluster",
+    "queues": "hadoop.yarn.queues",
+    "hdfs": "hadoop.hdfs.usage",
+}
 
 
 class ConfigError(ValueError):
@@ -142,6 +147,38 @@ class EnrichmentConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
             setattr(self, name, parse_duration(getattr(self, name)))
 
 
+class HdfsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    #: NameNode web addresses (WebHDFS); with several, standby answers fail over.
+    namenode_urls: list[str] | str
+    #: Paths whose usage (GETCONTENTSUMMARY) is reported.
+    paths: list[str] | str
+    #: Requests in flight at once, and the least time between two starts (NameNode load).
+    concurrency: int = 2
+    spacing: Duration = "200ms"
+
+    def __post_init__(self) -> None:
+        self.namenode_urls = [_check_url(u, "namenode_urls") for u in _as_list(self.namenode_urls)]
+        self.paths = _as_list(self.paths)
+        if not self.namenode_urls or not self.paths:
+            raise ValueError("hdfs needs at least one of namenode_urls and of paths")
+        for path in self.paths:
+            if not path.startswith("/"):
+                raise ValueError(f"paths: {path!r} must be absolute")
+        self.spacing = parse_duration(self.spacing)
+
+
+class SnapshotConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """How often each statistics snapshot is taken; 0 turns one off."""
+
+    cluster_interval: Duration = "60s"
+    queue_interval: Duration = "60s"
+    hdfs_interval: Duration = "15m"
+
+    def __post_init__(self) -> None:
+        for name in ("cluster_interval", "queue_interval", "hdfs_interval"):
+            setattr(self, name, parse_duration(getattr(self, name)))
+
+
 class ClusterConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     name: str
     resourcemanager: ResourceManagerConfig
@@ -150,6 +187,8 @@ class ClusterConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     jobhistory: HistoryServerConfig | None = None
     spark_history: HistoryServerConfig | None = None
     enrichment: EnrichmentConfig = msgspec.field(default_factory=EnrichmentConfig)
+    hdfs: HdfsConfig | None = None
+    snapshots: SnapshotConfig = msgspec.field(default_factory=SnapshotConfig)
     topics: dict[str, str] = msgspec.field(default_factory=dict)
     diagnostics_limit: int = 4096
 

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from .enrichment import Outcome, Pending
-from .rm_models import TERMINAL_STATES, RawApp, resource_seconds
+from .rm_models import TERMINAL_STATES, ClusterInfo, RawApp, resource_seconds
 from .tracker import Change, Transition
 
 SPEC_VERSION = "1.0"
@@ -26,13 +26,25 @@ _ID_NAMESPACE = uuid.UUID("6f1c8a52-3d0e-4b5e-9a51-2f4f3c0e7d11")
 STATE_CHANGED = "yarn.application.state_changed"
 VANISHED = "yarn.application.vanished"
 FINISHED = "yarn.application.finished"
+CLUSTER_SNAPSHOT = "yarn.cluster.snapshot"
+QUEUE_SNAPSHOT = "yarn.queue.snapshot"
+HDFS_SNAPSHOT = "hdfs.usage.snapshot"
 
 #: Major version of each event type's ``data`` schema.
-SCHEMA_VERSIONS: dict[str, int] = {STATE_CHANGED: 1, VANISHED: 1, FINISHED: 1}
+SCHEMA_VERSIONS: dict[str, int] = {
+    STATE_CHANGED: 1, VANISHED: 1, FINISHED: 1, CLUSTER_SNAPSHOT: 1, QUEUE_SNAPSHOT: 1, HDFS_SNAPSHOT: 1,
+}
 
 #: Which configurable topic each type goes to. All events of one application share a
 #: topic (and a key), so they stay in one partition, in order.
-TOPIC_OF_TYPE: dict[str, str] = {STATE_CHANGED: "applications", VANISHED: "applications", FINISHED: "applications"}
+TOPIC_OF_TYPE: dict[str, str] = {
+    STATE_CHANGED: "applications",
+    VANISHED: "applications",
+    FINISHED: "applications",
+    CLUSTER_SNAPSHOT: "cluster",
+    QUEUE_SNAPSHOT: "queues",
+    HDFS_SNAPSHOT: "hdfs",
+}
 
 DEFAULT_DIAGNOSTICS_LIMIT = 4096
 #: Other free text (names, tags, URLs) is bounded too: any user picks an app's name, and one
@@ -74,11 +86,13 @@ def rfc3339(ms: int) -> str:
     )
 
 
-def _envelope(event_type: str, cluster: str, subject: str, ev_id: str, time_ms: int, data: dict) -> dict:
+def _envelope(
+    event_type: str, cluster: str, subject: str, ev_id: str, time_ms: int, data: dict, service: str = "yarn"
+) -> dict:
     return {
         "specversion": SPEC_VERSION,
         "id": ev_id,
-        "source": f"hadoop://{cluster}/yarn",
+        "source": f"hadoop://{cluster}/{service}",
         "type": event_type,
         "time": rfc3339(time_ms),
         "subject": subject,
@@ -238,3 +252,37 @@ def finished_event(ctx: EventContext, p: Pending, outcome: Outcome, now_ms: int)
     key = application_key(ctx.cluster, p.app_id)
     when = _plausible(p.ended_ms) or now_ms
     return Event(FINISHED, key, _envelope(FINISHED, ctx.cluster, p.app_id, ev_id, when, data))
+
+
+def _snapshot(event_type: str, cluster: str, subject: str, key: str, taken_ms: int, data: dict, service: str) -> Event:
+    ev_id = event_id(cluster, event_type, subject, taken_ms)
+    return Event(event_type, key, _envelope(event_type, cluster, subject, ev_id, taken_ms, data, service))
+
+
+def cluster_snapshot(ctx: EventContext, info: ClusterInfo, metrics: dict[str, int | None], taken_ms: int) -> Event:
+    data = {
+        "cluster": ctx.cluster,
+        "rm_cluster_id": info.id,
+        "taken_at_ms": taken_ms,
+        "resourcemanager": {
+            "state": info.state,
+            "ha_state": info.haState,
+            "started_ms": _plausible(info.startedOn),
+            "version": info.resourceManagerVersion,
+            "hadoop_version": info.hadoopVersion,
+            "state_store": info.rmStateStoreName,
+        },
+        "metrics": metrics,
+    }
+    return _snapshot(CLUSTER_SNAPSHOT, ctx.cluster, ctx.cluster, ctx.cluster, taken_ms, data, "yarn")
+
+
+def queue_snapshot(ctx: EventContext, queue: dict[str, Any], taken_ms: int) -> Event:
+    data = {"cluster": ctx.cluster, "rm_cluster_id": ctx.rm_cluster_id, "taken_at_ms": taken_ms, "queue": queue}
+    path = queue["path"]
+    return _snapshot(QUEUE_SNAPSHOT, ctx.cluster, path, f"{ctx.cluster}/{path}", taken_ms, data, "yarn")
+
+
+def hdfs_snapshot(cluster: str, path: str, usage: dict[str, Any], namenode: str, taken_ms: int) -> Event:
+    data = {"cluster": cluster, "path": path, "namenode": namenode, "taken_at_ms": taken_ms, "usage": usage}
+    return _snapshot(HDFS_SNAPSHOT, cluster, path, f"{cluster}{path}", taken_ms, data, "hdfs")

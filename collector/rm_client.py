@@ -25,6 +25,8 @@ from .rm_models import (
     parse_apps,
     parse_cluster_info,
 )
+from .scheduler_models import QueueRecord, parse_scheduler
+from .snapshot_models import parse_cluster_metrics
 
 log = structlog.get_logger(__name__)
 
@@ -100,6 +102,12 @@ class ResourceManager:
             self.active_url = None
             self.failovers += 1
         raise NoActiveRM(self.urls[0], "no active ResourceManager answered")
+
+    async def cluster_metrics(self) -> dict[str, int | None]:
+        return parse_cluster_metrics((await self._get("/ws/v1/cluster/metrics")).body)
+
+    async def queues(self) -> list[QueueRecord]:
+        return parse_scheduler((await self._get("/ws/v1/cluster/scheduler")).body)
 
     async def active_apps(self) -> AppsPage:
         return await self._apps({"states": ",".join(ACTIVE_STATES), "deSelects": "resourceRequests"})

@@ -19,7 +19,16 @@ from . import enrichment, schemas
 from .config import ClusterConfig, Config
 from .enricher import Enricher
 from .enrichment import Outcome, Pending, pending_for, rm_usage_final
-from .events import Event, EventContext, application_record, finished_event, transition_event
+from .events import (
+    Event,
+    EventContext,
+    application_record,
+    cluster_snapshot,
+    finished_event,
+    hdfs_snapshot,
+    queue_snapshot,
+    transition_event,
+)
 from .http import HttpPeer, PeerError, RetryPolicy
 from .jhs_client import JobHistory
 from .parsing import ParseError
@@ -29,6 +38,7 @@ from .rm_poller import PollResult, RmPoller
 from .shs_client import SparkHistory
 from .sinks import Sink, SinkError
 from .tracker import TrackerState, Transition, commit, prune
+from .webhdfs_client import WebHdfs
 
 log = structlog.get_logger(__name__)
 
@@ -81,6 +91,12 @@ class ClusterWorker:
             if jhs
             else None,
             SparkHistory(shs.url, self._peer(1), concurrency=shs.concurrency) if shs else None,
+        )
+        hdfs = self.cfg.hdfs
+        self.hdfs = (
+            WebHdfs(hdfs.namenode_urls, self._peer(1), concurrency=hdfs.concurrency, spacing_s=float(hdfs.spacing))  # type: ignore[arg-type]
+            if hdfs
+            else None
         )
         self.retry = enrichment.RetryPolicy(
             first_delay_ms=int(float(enrich.first_retry) * 1000),
@@ -246,11 +262,57 @@ class ClusterWorker:
             good.append(event)
         return good
 
+    async def cluster_snapshot(self) -> int:
+        """``yarn.cluster.snapshot``: the RM's info and metrics now."""
+        info, _ = await self.rm.cluster_info()
+        metrics = await self.rm.cluster_metrics()
+        event = cluster_snapshot(self._context(), info, metrics, self.clock())
+        return await self._publish("snapshots", [event])
+
+    async def queue_snapshot(self) -> int:
+        """``yarn.queue.snapshot``: one event per scheduler queue, every queue at any depth."""
+        queues = await self.rm.queues()
+        taken = self.clock()
+        ctx = self._context()
+        return await self._publish("snapshots", [queue_snapshot(ctx, q.to_dict(), taken) for q in queues])
+
+    async def hdfs_snapshot(self) -> int:
+        """``hdfs.usage.snapshot`` per configured path; one bad path never stops the others."""
+        assert self.hdfs is not None and self.cfg.hdfs is not None
+        paths: list[str] = list(self.cfg.hdfs.paths)  # type: ignore[arg-type]
+        taken = self.clock()
+        answers = await asyncio.gather(*(self.hdfs.content_summary(p) for p in paths), return_exceptions=True)
+        events = []
+        for path, answer in zip(paths, answers, strict=True):
+            if isinstance(answer, (PeerError, ParseError)):
+                log.warning("hdfs.path_failed", cluster=self.cfg.name, path=path, error=str(answer))
+            elif isinstance(answer, BaseException):
+                raise answer
+            else:
+                usage, namenode = answer
+                events.append(hdfs_snapshot(self.cfg.name, path, usage, namenode, taken))
+        return await self._publish("snapshots", events)
+
+    async def _publish(self, loop: str, events: list[Event]) -> int:
+        settled, failure = await self._deliver(loop, events)
+        if failure is not None:
+            raise failure
+        self.stats.events += len(settled)
+        return len(settled)
+
     async def run(self, stop: asyncio.Event) -> None:
-        """Poll and enrich until ``stop``; each loop finishes the cycle it is in."""
+        """Poll, enrich and take snapshots until ``stop``; each loop finishes its cycle."""
+        snapshots = self.cfg.snapshots
         async with asyncio.TaskGroup() as group:
             group.create_task(self._loop(stop, "poll", self.cycle, float(self.cfg.poll.interval)))
             group.create_task(self._loop(stop, "enrich", self.enrich_cycle, ENRICH_TICK_S))
+            for name, step, interval in (
+                ("cluster_snapshot", self.cluster_snapshot, snapshots.cluster_interval),
+                ("queue_snapshot", self.queue_snapshot, snapshots.queue_interval),
+                ("hdfs_snapshot", self.hdfs_snapshot, snapshots.hdfs_interval if self.hdfs else 0),
+            ):
+                if float(interval) > 0:
+                    group.create_task(self._loop(stop, name, step, float(interval)))
         if self.pending:
             # Until the state is checkpointed, these are lost with the process.
             log.warning("enrichment.pending_at_stop", cluster=self.cfg.name, count=len(self.pending))

@@ -31,7 +31,10 @@ def test_defaults_and_expansion(tmp_path):
     cluster = cfg.clusters[0]
     assert cluster.resourcemanager.urls == ["http://rm1.example:8088", "http://rm2.example:8088"]
     assert cluster.poll.interval == 10.0 and cluster.poll.overlap == 300.0
-    assert cluster.topics == {"applications": "hadoop.yarn.applications"}
+    assert cluster.topics == {"applications": "hadoop.yarn.applications", "cluster": "hadoop.yarn.cluster",
+                              "queues": "hadoop.yarn.queues", "hdfs": "hadoop.hdfs.usage"}
+    assert cluster.snapshots.queue_interval == 60.0 and cluster.snapshots.hdfs_interval == 900.0
+    assert cluster.hdfs is None
     assert cfg.kafka.bootstrap_servers == ["k1:9092"]
     assert cfg.sink == "kafka" and cfg.validate_events
 
@@ -64,7 +67,8 @@ def test_env_then_cli_override(tmp_path):
         ("clusters.0.poll.interval=fast", "not a duration"),
         ("kafka.bootstrap_servers=localhost", "is not host:port"),
         ("clusters.0.name=bad name", "cluster name 'bad name'"),
-        ("clusters.0.topics.queues=x", "unknown kind"),
+        ("clusters.0.topics.jobs=x", "unknown kind"),
+        ("clusters.0.hdfs.namenode_urls=http://nn:9870", "hdfs"),
         ("sink=s3", "sink"),
     ],
 )
