@@ -46,6 +46,10 @@ def _parser() -> argparse.ArgumentParser:
     once = sub.add_parser("once", parents=[common], help="one poll cycle per cluster, events to stdout")
     once.add_argument("--sink", choices=["stdout", "kafka"], default="stdout")
     sub.add_parser("check", parents=[common], help="validate the configuration and test connectivity")
+    rep = sub.add_parser("report", parents=[common], help="the cluster's statistics now, as tables or JSON")
+    rep.add_argument("--cluster", help="only this cluster (default: all)")
+    rep.add_argument("--format", choices=["table", "json"], default="table")
+    rep.add_argument("--since", default="24h", help="window for application statistics (default 24h)")
     sch = sub.add_parser("schemas", help="list the event schemas, or print one")
     sch.add_argument("name", nargs="?", help="schema file name, e.g. yarn.application.state_changed.v1")
     tail = sub.add_parser("tail", parents=[common], help="follow the event topics and print events")
@@ -76,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"hadoop-collector: {exc}", file=sys.stderr)
         return 2
-    command = {"run": _run, "once": _once, "check": _check, "tail": _tail}[args.command]
+    command = {"run": _run, "once": _once, "check": _check, "tail": _tail, "report": _report}[args.command]
     try:
         return asyncio.run(command(cfg, args))
     except KeyboardInterrupt:
@@ -237,6 +241,42 @@ async def _tail(cfg: Config, args: argparse.Namespace) -> int:
     finally:
         await consumer.stop()
     return 0
+
+
+async def _report(cfg: Config, args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from . import report
+    from .config import parse_duration
+    from .service import wall_ms
+
+    try:
+        since_s = parse_duration(args.since)
+    except ValueError as exc:
+        print(f"hadoop-collector: --since: {exc}", file=sys.stderr)
+        return 2
+    clusters = [c for c in cfg.clusters if args.cluster in (None, c.name)]
+    if not clusters:
+        print(f"hadoop-collector: no cluster named {args.cluster!r} in the configuration", file=sys.stderr)
+        return 2
+    reports, status = [], 0
+    for cluster in clusters:
+        worker = ClusterWorker(cluster, StdoutSink(), cfg.validate_events)
+        now = wall_ms()
+        try:
+            reports.append(await report.collect(worker, now - int(since_s * 1000), now))
+        except (PeerError, ParseError) as exc:
+            print(f"hadoop-collector: cluster {cluster.name}: {exc}", file=sys.stderr)
+            status = 1
+        finally:
+            await worker.close()
+    if args.format == "json":
+        sys.stdout.write(orjson.dumps(reports, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        console = Console()
+        for one in reports:
+            report.render(one, console)
+    return status
 
 
 def format_event(value: bytes) -> str:
