@@ -13,7 +13,7 @@ import structlog
 
 from . import __version__, schemas
 from .config import Config, ConfigError, load
-from .events import FINISHED, STATE_CHANGED, VANISHED
+from .events import CLUSTER_SNAPSHOT, FINISHED, HDFS_SNAPSHOT, QUEUE_SNAPSHOT, STATE_CHANGED, VANISHED
 from .http import HttpPeer, PeerError
 from .logsetup import configure
 from .parsing import ParseError
@@ -305,4 +305,15 @@ def format_event(value: bytes) -> str:
         if info.get("reason"):
             line += f" reason={info['reason']!r}"
         return line
+    if kind == QUEUE_SNAPSHOT:
+        q = data.get("queue") or {}
+        return f"{head} used {q.get('used_capacity')}% of {q.get('capacity')}% apps={q.get('applications')}"
+    if kind == HDFS_SNAPSHOT:
+        u = data.get("usage") or {}
+        return (f"{head} files={u.get('files')} length={u.get('length_bytes')} "
+                f"space_quota={u.get('space_quota_bytes')}")
+    if kind == CLUSTER_SNAPSHOT:
+        m = data.get("metrics") or {}
+        return (f"{head} apps running={m.get('apps_running')} memory {m.get('memory_allocated_mb')}"
+                f"/{m.get('memory_total_mb')} MB nodes={m.get('nodes_active')}")
     return f"{head} {orjson.dumps(data).decode()[:200]}"

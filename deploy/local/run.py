@@ -83,7 +83,8 @@ async def main() -> int:
     log_path = stack_dir / "logs" / "collector.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
 
-    await ensure_topic(cfg.kafka.bootstrap_servers, topic)
+    for kind_topic in cfg.clusters[0].topics.values():  # snapshot topics too, before the collector writes
+        await ensure_topic(cfg.kafka.bootstrap_servers, kind_topic)
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=cfg.kafka.bootstrap_servers, auto_offset_reset="latest")
     await consumer.start()
     await consumer.seek_to_end()
