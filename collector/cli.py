@@ -207,7 +207,7 @@ async def _check_kafka(cfg: Config) -> bool:
         await consumer.stop()
     print(f"kafka {','.join(cfg.kafka.bootstrap_servers)}: ok")
     ok = True
-    for topic in sorted({t for c in cfg.clusters for t in c.topics.values()}):
+    for topic in sorted({t for c in cfg.clusters for t in c.topics_in_use()}):
         present = topic in existing
         print(f"topic {topic}: {'ok' if present else 'MISSING (create it, or enable auto-creation)'}")
         ok = ok and present
@@ -218,7 +218,7 @@ async def _tail(cfg: Config, args: argparse.Namespace) -> int:
     from aiokafka import AIOKafkaConsumer
     from aiokafka.errors import KafkaError
 
-    topics = sorted({t for c in cfg.clusters for t in c.topics.values()})
+    topics = sorted({t for c in cfg.clusters for t in c.topics_in_use()})
     consumer = AIOKafkaConsumer(
         *topics,
         **client_settings(cfg.kafka),

@@ -202,6 +202,18 @@ class ClusterConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         if self.diagnostics_limit < 16:
             raise ValueError("diagnostics_limit must be at least 16")
 
+    def topics_in_use(self) -> list[str]:
+        """The topics this cluster's configuration actually writes to."""
+        kinds = ["applications"]
+        snapshots = self.snapshots
+        if float(snapshots.cluster_interval) > 0:
+            kinds.append("cluster")
+        if float(snapshots.queue_interval) > 0:
+            kinds.append("queues")
+        if self.hdfs is not None and float(snapshots.hdfs_interval) > 0:
+            kinds.append("hdfs")
+        return [self.topics[kind] for kind in kinds]
+
 
 class KafkaConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     bootstrap_servers: list[str] | str = "127.0.0.1:9092"

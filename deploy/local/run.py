@@ -83,7 +83,7 @@ async def main() -> int:
     log_path = stack_dir / "logs" / "collector.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
 
-    for kind_topic in cfg.clusters[0].topics.values():  # snapshot topics too, before the collector writes
+    for kind_topic in cfg.clusters[0].topics_in_use():  # snapshot topics too, before the collector writes
         await ensure_topic(cfg.kafka.bootstrap_servers, kind_topic)
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=cfg.kafka.bootstrap_servers, auto_offset_reset="latest")
     await consumer.start()

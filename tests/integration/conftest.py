@@ -127,6 +127,9 @@ clusters:
     poll:
       interval: {interval}
       backfill: {backfill}{history}
+    snapshots:  # application events only here: tests/integration/test_snapshots.py has the rest
+      cluster_interval: 0
+      queue_interval: 0
     topics:
       applications: {topic}
 kafka:

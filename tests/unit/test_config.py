@@ -138,3 +138,11 @@ def test_bad_port_and_no_configuration(tmp_path):
              overrides=["clusters.0.resourcemanager.urls=http://127.0.0.1:notaport"])
     with pytest.raises(ConfigError, match="no configuration: give a file with -c FILE or \\$HEC_CONFIG"):
         load(None, env={})
+
+
+def test_topics_in_use_follow_what_is_configured(tmp_path):
+    cfg = load(write(tmp_path), env={"KAFKA_PASSWORD": "x"}, overrides=["clusters.0.snapshots.queue_interval=0"])
+    assert cfg.clusters[0].topics_in_use() == ["hadoop.yarn.applications", "hadoop.yarn.cluster"]
+    overrides = ["clusters.0.hdfs.namenode_urls=http://nn:9870", "clusters.0.hdfs.paths=/a"]
+    cfg = load(write(tmp_path), env={"KAFKA_PASSWORD": "x"}, overrides=overrides)
+    assert cfg.clusters[0].topics_in_use()[-1] == "hadoop.hdfs.usage"
