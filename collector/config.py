@@ -161,6 +161,8 @@ class HdfsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         self.paths = _as_list(self.paths)
         if not self.namenode_urls or not self.paths:
             raise ValueError("hdfs needs at least one of namenode_urls and of paths")
+        if self.concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
         for path in self.paths:
             if not path.startswith("/"):
                 raise ValueError(f"paths: {path!r} must be absolute")

@@ -96,11 +96,15 @@ async def collect(worker: ClusterWorker, since_ms: int, now_ms: int, max_history
     apps = (await rm.active_apps()).apps + (await rm.ended_apps(since_ms)).apps
     hdfs: dict[str, dict[str, Any] | str] = {}
     if worker.hdfs is not None and worker.cfg.hdfs is not None:
-        for path in worker.cfg.hdfs.paths:  # type: ignore[union-attr]
-            try:
-                hdfs[path] = (await worker.hdfs.content_summary(path))[0]
-            except (PeerError, ParseError) as exc:
-                hdfs[path] = getattr(exc, "message", str(exc))
+        paths: list[str] = list(worker.cfg.hdfs.paths)  # type: ignore[arg-type]
+        answers = await asyncio.gather(*(worker.hdfs.content_summary(p) for p in paths), return_exceptions=True)
+        for path, answer in zip(paths, answers, strict=True):
+            if isinstance(answer, (PeerError, ParseError)):
+                hdfs[path] = getattr(answer, "message", str(answer))
+            elif isinstance(answer, BaseException):
+                raise answer
+            else:
+                hdfs[path] = answer[0]
     scans = await _scans(worker, [a for a in apps if a.is_terminal], max_history)
     return build(
         cluster=worker.cfg.name, info=info, metrics=metrics, queues=queues, hdfs=hdfs,
@@ -140,6 +144,10 @@ def _size(n: int | None) -> str:
     return str(n)
 
 
+def _count(value: int | None) -> str:
+    return "-" if value is None else str(value)
+
+
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}%"
 
@@ -151,11 +159,11 @@ def render(report: dict[str, Any], console: Console) -> None:
     for column in ("apps running", "apps pending", "memory used / total", "vcores used / total", "nodes active"):
         summary.add_column(column)
     summary.add_row(
-        str(m.get("apps_running", "-")),
-        str(m.get("apps_pending", "-")),
-        f"{m.get('memory_allocated_mb', '-')} / {m.get('memory_total_mb', '-')} MB",
-        f"{m.get('vcores_allocated', '-')} / {m.get('vcores_total', '-')}",
-        str(m.get("nodes_active", "-")),
+        _count(m.get("apps_running")),
+        _count(m.get("apps_pending")),
+        f"{_count(m.get('memory_allocated_mb'))} / {_count(m.get('memory_total_mb'))} MB",
+        f"{_count(m.get('vcores_allocated'))} / {_count(m.get('vcores_total'))}",
+        _count(m.get("nodes_active")),
     )
     console.print(summary)
 
@@ -163,7 +171,7 @@ def render(report: dict[str, Any], console: Console) -> None:
     nodes: dict[str, Tree] = {}
     for q in report["queues"]:
         label = (f"{q['name']}  {_pct(q['used_capacity'])} / {_pct(q['capacity'])}  "
-                 f"abs {_pct(q['absolute_used_capacity'])}  apps {q['applications'] or 0}  {q['state'] or ''}")
+                 f"abs {_pct(q['absolute_used_capacity'])}  apps {_count(q['applications'])}  {q['state'] or ''}")
         parent = nodes.get(q["parent"]) if q["parent"] else None
         nodes[q["path"]] = (parent or tree).add(label)
     console.print(tree)

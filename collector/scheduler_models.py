@@ -69,11 +69,16 @@ def _resources(value: Any) -> Resources | None:
 
 
 def _children(node: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    """Child queues in every shape seen: ``{"queue": [...]}``, ``{"queue": {...}}`` and,
+    for the fair scheduler before Hadoop 2.8 (YARN-2336), a bare list or a bare object."""
     wrapper = node.get(key)
-    items = wrapper.get("queue") if isinstance(wrapper, dict) else None
+    if isinstance(wrapper, dict):
+        items = wrapper["queue"] if "queue" in wrapper else ([wrapper] if "queueName" in wrapper else [])
+    else:
+        items = wrapper
     if isinstance(items, dict):
         items = [items]
-    return [q for q in items or [] if isinstance(q, dict)]
+    return [q for q in items or [] if isinstance(q, dict)] if isinstance(items, list) else []
 
 
 def parse_scheduler(body: bytes) -> list[QueueRecord]:
@@ -127,12 +132,12 @@ def _record(q: dict[str, Any], path: str, parent: str | None, scheduler: str, le
         min_resources=_resources(q.get("minResources")),
         max_resources=_resources(q.get("maxResources")),
         fair_share=_resources(q.get("fairResources")),
-        am_limit=_resources(q.get("AMResourceLimit")),
-        am_used=_resources(q.get("usedAMResource")),
+        am_limit=_resources(q.get("AMResourceLimit")) or _resources(q.get("amMaxResources")),
+        am_used=_resources(q.get("usedAMResource")) or _resources(q.get("amUsedResources")),
         applications=as_int(q.get("numApplications")),
         active_applications=as_int(q.get("numActiveApplications", q.get("numActiveApps"))),
         pending_applications=as_int(q.get("numPendingApplications", q.get("numPendingApps"))),
-        containers=as_int(q.get("numContainers")),
+        containers=as_int(q.get("numContainers", q.get("allocatedContainers"))),
         max_applications=as_int(q.get("maxApplications", q.get("maxApps"))),
     )
 

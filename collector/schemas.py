@@ -41,6 +41,9 @@ def text(name: str) -> str:
     files = _files()
     if name not in files and f"{name}.json" in files:
         name = f"{name}.json"
+    versions = sorted((f for f in files if f.startswith(f"{name}.v")), key=lambda f: int(f.split(".v")[-1][:-5]))
+    if name not in files and versions:  # an event type: its newest major version
+        name = versions[-1]
     if name not in files:
         raise KeyError(f"no schema named {name!r}; known: {', '.join(sorted(files))}")
     return files[name].read_text(encoding="utf-8")

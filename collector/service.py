@@ -38,7 +38,7 @@ from .rm_poller import PollResult, RmPoller
 from .shs_client import SparkHistory
 from .sinks import Sink, SinkError
 from .tracker import TrackerState, Transition, commit, prune
-from .webhdfs_client import WebHdfs
+from .webhdfs_client import NoActiveNameNode, WebHdfs
 
 log = structlog.get_logger(__name__)
 
@@ -271,9 +271,10 @@ class ClusterWorker:
 
     async def queue_snapshot(self) -> int:
         """``yarn.queue.snapshot``: one event per scheduler queue, every queue at any depth."""
+        info, _ = await self.rm.cluster_info()  # the id of the RM that answers, not the poll's
         queues = await self.rm.queues()
         taken = self.clock()
-        ctx = self._context()
+        ctx = EventContext(self.cfg.name, info.id, self.cfg.diagnostics_limit)
         return await self._publish("snapshots", [queue_snapshot(ctx, q.to_dict(), taken) for q in queues])
 
     async def hdfs_snapshot(self) -> int:
@@ -281,9 +282,14 @@ class ClusterWorker:
         assert self.hdfs is not None and self.cfg.hdfs is not None
         paths: list[str] = list(self.cfg.hdfs.paths)  # type: ignore[arg-type]
         taken = self.clock()
-        answers = await asyncio.gather(*(self.hdfs.content_summary(p) for p in paths), return_exceptions=True)
+        # The first path alone: when no NameNode answers, the step fails once (warning,
+        # backoff) instead of every path waiting out its timeout.
+        first = await asyncio.gather(self.hdfs.content_summary(paths[0]), return_exceptions=True)
+        if isinstance(first[0], NoActiveNameNode):
+            raise first[0]
+        rest = await asyncio.gather(*(self.hdfs.content_summary(p) for p in paths[1:]), return_exceptions=True)
         events = []
-        for path, answer in zip(paths, answers, strict=True):
+        for path, answer in zip(paths, first + rest, strict=True):
             if isinstance(answer, (PeerError, ParseError)):
                 log.warning("hdfs.path_failed", cluster=self.cfg.name, path=path, error=str(answer))
             elif isinstance(answer, BaseException):
@@ -312,18 +318,30 @@ class ClusterWorker:
                 ("hdfs_snapshot", self.hdfs_snapshot, snapshots.hdfs_interval if self.hdfs else 0),
             ):
                 if float(interval) > 0:
-                    group.create_task(self._loop(stop, name, step, float(interval)))
+                    # a snapshot holds no state: at stop it is abandoned, not waited for
+                    group.create_task(self._loop(stop, name, step, float(interval), abandon_on_stop=True))
         if self.pending:
             # Until the state is checkpointed, these are lost with the process.
             log.warning("enrichment.pending_at_stop", cluster=self.cfg.name, count=len(self.pending))
 
-    async def _loop(self, stop: asyncio.Event, name: str, step: Callable[[], Awaitable[int]], interval: float) -> None:
+    async def _loop(
+        self,
+        stop: asyncio.Event,
+        name: str,
+        step: Callable[[], Awaitable[int]],
+        interval: float,
+        abandon_on_stop: bool = False,
+    ) -> None:
         max_backoff = float(self.cfg.poll.max_backoff)
         failures = 0
         while not stop.is_set():
             started = time.monotonic()
             try:
-                await step()
+                if abandon_on_stop:
+                    if not await _unless_stopped(step(), stop):
+                        return
+                else:
+                    await step()
                 if failures:
                     log.info(f"{name}.recovered", cluster=self.cfg.name, after_failures=failures)
                 failures = 0
@@ -357,6 +375,20 @@ class ClusterWorker:
         self._tries.clear()
         for peer in self._peers:
             await peer.close()
+
+
+async def _unless_stopped(work: Awaitable[int], stop: asyncio.Event) -> bool:
+    """Run ``work`` unless ``stop`` comes first (then cancel it); True when it completed."""
+    task = asyncio.ensure_future(work)
+    stopper = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        stopper.cancel()
+        task.result()  # raises what the step raised
+        return True
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    return False
 
 
 async def run_service(cfg: Config, sink: Sink, stop: asyncio.Event) -> list[ClusterWorker]:

@@ -77,3 +77,26 @@ def test_webhdfs_errors_are_remote_exceptions(case):
 def test_cluster_metrics_absent_fields_are_absent():
     metrics = parse_cluster_metrics(b'{"clusterMetrics":{"appsSubmitted":5,"totalMB":"4096","activeNodes":1}}')
     assert metrics == {"apps_submitted": 5, "memory_total_mb": 4096, "nodes_active": 1}
+
+
+@pytest.mark.parametrize(
+    "children",
+    [
+        b'[{"queueName":"root.default","numActiveApps":1},{"queueName":"root.etl"}]',  # 2.4-2.7: a bare list
+        b'{"queueName":"root.default","numActiveApps":1}',  # 2.4-2.7 with one child: a bare object
+    ],
+)
+def test_fair_scheduler_before_2_8_child_shapes(children):
+    body = (b'{"scheduler":{"schedulerInfo":{"type":"fairScheduler","rootQueue":{"queueName":"root",'
+            b'"childQueues":' + children + b"}}}}")
+    queues = {q.path: q for q in parse_scheduler(body)}
+    assert not queues["root"].leaf and queues["root.default"].leaf
+    assert queues["root.default"].active_applications == 1 and queues["root.default"].parent == "root"
+
+
+def test_fair_scheduler_3x_am_and_container_fields():
+    body = (b'{"scheduler":{"schedulerInfo":{"type":"fairScheduler","rootQueue":{"queueName":"root",'
+            b'"amMaxResources":{"memory":2048,"vCores":2},"amUsedResources":{"memory":512,"vCores":1},'
+            b'"allocatedContainers":3}}}}')
+    (root,) = parse_scheduler(body)
+    assert root.am_limit == Resources(2048, 2) and root.am_used == Resources(512, 1) and root.containers == 3

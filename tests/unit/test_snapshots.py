@@ -10,6 +10,7 @@ from aiohttp.test_utils import TestServer
 from collector.config import ClusterConfig, HdfsConfig, ResourceManagerConfig
 from collector.schemas import validate
 from collector.service import ClusterWorker
+from collector.webhdfs_client import NoActiveNameNode
 from tests.scripted_history import ScriptedHistory, case
 from tests.scripted_rm import ScriptedRM
 
@@ -84,6 +85,8 @@ async def test_queue_and_cluster_snapshots_are_schema_valid(serve, monkeypatch):
     for event in sink.events:
         validate(event.envelope)
     keys = [e.key for e in sink.events if e.type == "yarn.queue.snapshot"]
+    # the id of the RM that answered, even before any application poll ran
+    assert {e.envelope["data"]["rm_cluster_id"] for e in sink.events} == {1700000000000}
     assert keys == ["c1/root", "c1/root.prod", "c1/root.prod.etl", "c1/root.prod.reports", "c1/root.default"]
     cluster = sink.events[-1].envelope["data"]
     assert cluster["metrics"] == {"apps_submitted": 7, "memory_total_mb": 4096, "nodes_active": 1}
@@ -91,3 +94,38 @@ async def test_queue_and_cluster_snapshots_are_schema_valid(serve, monkeypatch):
     assert orjson.loads(sink.events[-1].encode())["type"] == "yarn.cluster.snapshot"
     await worker.close()
     await server.close()
+
+
+async def test_a_hung_namenode_fails_the_step_once_and_never_holds_up_a_stop(serve):
+    import asyncio
+    import time
+
+    rm = await serve(ScriptedRM())
+    hung = await serve(ScriptedHistory())
+    for i in range(6):
+        hung.json(f"/webhdfs/v1/p{i}", case("webhdfs/content-summary-3x.json"))
+        hung.delay[f"/webhdfs/v1/p{i}"] = 30
+    cfg = ClusterConfig(
+        name="c1",
+        resourcemanager=ResourceManagerConfig(urls=[rm.url]),
+        hdfs=HdfsConfig(namenode_urls=[hung.url], paths=[f"/p{i}" for i in range(6)], spacing="0s"),
+    )
+    cfg.poll.timeout = 0.5
+    cfg.snapshots.hdfs_interval = 0.1
+    worker = ClusterWorker(cfg, MemorySink())
+    started = time.monotonic()
+    with pytest.raises(NoActiveNameNode):
+        await worker.hdfs_snapshot()
+    assert len(hung.requests) == 1 and time.monotonic() - started < 3  # the other five never waited
+    # and a stop while a snapshot hangs is immediate
+    cfg.poll.timeout = 30
+    worker2 = ClusterWorker(cfg, MemorySink())
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker2.run(stop))
+    await asyncio.sleep(0.5)
+    stopped = time.monotonic()
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    assert time.monotonic() - stopped < 2
+    await worker.close()
+    await worker2.close()
