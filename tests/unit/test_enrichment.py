@@ -1,5 +1,5 @@
-"""Finished events: the worker, a scripted RM and scripted history servers replaying
-tests/cases/jhs and tests/cases/shs, with the delays real servers have (404 until the
+"""Finished events: the worker, a scripted RM and scripted history serve replaying
+tests/cases/jhs and tests/cases/shs, with the delays real serve have (404 until the
 history file is moved or the event log rescanned)."""
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ import time
 
 import orjson
 import pytest
-from aiohttp.test_utils import TestServer
 
 from collector.config import ClusterConfig, HistoryServerConfig, ResourceManagerConfig, parse_duration
 from collector.events import event_id
@@ -43,24 +42,8 @@ class Clock:
         self.ms += int(seconds * 1000)
 
 
-@pytest.fixture
-async def servers():
-    started = []
-
-    async def start(thing):
-        server = TestServer(thing.app(), host="127.0.0.1")
-        await server.start_server()
-        thing.url = str(server.make_url("")).rstrip("/")
-        started.append(server)
-        return thing
-
-    yield start
-    for server in started:
-        await server.close()
-
-
-async def make_worker(servers, *, jhs=None, shs=None, max_age="15m"):
-    rm = await servers(ScriptedRM())
+async def make_worker(serve, *, jhs=None, shs=None, max_age="15m"):
+    rm = await serve(ScriptedRM())
     cfg = ClusterConfig(
         name="c1",
         resourcemanager=ResourceManagerConfig(urls=[rm.url]),
@@ -97,13 +80,13 @@ def finished(sink):
     return events
 
 
-async def test_history_404_for_a_while_then_data_gives_one_event_after_the_end(servers):
-    jhs = await servers(ScriptedHistory())
+async def test_history_404_for_a_while_then_data_gives_one_event_after_the_end(serve):
+    jhs = await serve(ScriptedHistory())
     base = f"/ws/v1/history/mapreduce/jobs/{JOB}"
     jhs.json(base, JOB_BODY)
     jhs.json(base + "/counters", INPUT_COUNTERS)
     jhs.not_found_first[base] = 3
-    rm, worker, sink, clock = await make_worker(servers, jhs=jhs)
+    rm, worker, sink, clock = await make_worker(serve, jhs=jhs)
     end_app(rm)
     await drive(worker, clock)
     (event,) = finished(sink)
@@ -119,9 +102,9 @@ async def test_history_404_for_a_while_then_data_gives_one_event_after_the_end(s
     assert jhs.requests.count(base) == 4
 
 
-async def test_history_that_never_comes_is_published_unavailable_after_max_age(servers):
-    jhs = await servers(ScriptedHistory())  # knows no job: 404 with the RemoteException body
-    rm, worker, sink, clock = await make_worker(servers, jhs=jhs, max_age="2m")
+async def test_history_that_never_comes_is_published_unavailable_after_max_age(serve):
+    jhs = await serve(ScriptedHistory())  # knows no job: 404 with the RemoteException body
+    rm, worker, sink, clock = await make_worker(serve, jhs=jhs, max_age="2m")
     end_app(rm, state="KILLED", final="KILLED")
     await drive(worker, clock, rounds=200)
     (event,) = finished(sink)
@@ -132,12 +115,12 @@ async def test_history_that_never_comes_is_published_unavailable_after_max_age(s
     assert event.envelope["data"]["succeeded"] is False
 
 
-async def test_job_without_counters_says_why(servers):
-    jhs = await servers(ScriptedHistory())
+async def test_job_without_counters_says_why(serve):
+    jhs = await serve(ScriptedHistory())
     base = f"/ws/v1/history/mapreduce/jobs/{JOB}"
     jhs.json(base, JOB_BODY.replace(b"SUCCEEDED", b"FAILED"))
     jhs.json(base + "/counters", case("jhs/counters-empty.json"))
-    rm, worker, sink, clock = await make_worker(servers, jhs=jhs)
+    rm, worker, sink, clock = await make_worker(serve, jhs=jhs)
     end_app(rm, state="FAILED", final="FAILED")
     await drive(worker, clock)
     (event,) = finished(sink)
@@ -146,12 +129,12 @@ async def test_job_without_counters_says_why(servers):
     assert info["mapreduce"]["input_bytes"] is None and info["mapreduce"]["job_state"] == "FAILED"
 
 
-async def test_job_without_input_group_reports_unknown_scan(servers):
-    jhs = await servers(ScriptedHistory())
+async def test_job_without_input_group_reports_unknown_scan(serve):
+    jhs = await serve(ScriptedHistory())
     base = f"/ws/v1/history/mapreduce/jobs/{JOB}"
     jhs.json(base, JOB_BODY)
     jhs.json(base + "/counters", case("jhs/counters-no-input-group.json"))
-    rm, worker, sink, clock = await make_worker(servers, jhs=jhs)
+    rm, worker, sink, clock = await make_worker(serve, jhs=jhs)
     end_app(rm)
     await drive(worker, clock)
     (event,) = finished(sink)
@@ -161,12 +144,12 @@ async def test_job_without_input_group_reports_unknown_scan(servers):
     assert b'"input_bytes":null' in event.encode()
 
 
-async def test_spark_waits_for_a_completed_attempt_and_sums_all_executors(servers):
-    shs = await servers(ScriptedHistory())
+async def test_spark_waits_for_a_completed_attempt_and_sums_all_executors(serve):
+    shs = await serve(ScriptedHistory())
     app_path = f"/api/v1/applications/{APP}"
     shs.json(app_path, case("shs/app-in-progress.json").replace(b"application_1700000000000_0051", APP.encode()))
     shs.json(app_path + "/2/allexecutors", case("shs/allexecutors-with-removed.json"))
-    rm, worker, sink, clock = await make_worker(servers, shs=shs)
+    rm, worker, sink, clock = await make_worker(serve, shs=shs)
     end_app(rm, app_type="SPARK")
     await worker.cycle()
     for _ in range(3):  # the SHS has not finished reading the log: nothing final yet
@@ -183,14 +166,14 @@ async def test_spark_waits_for_a_completed_attempt_and_sums_all_executors(server
     assert event.envelope["data"]["enrichment"]["source"]["url"] == shs.url + app_path + "/2/allexecutors"
 
 
-async def test_spark_client_mode_and_plain_text_404(servers):
-    shs = await servers(ScriptedHistory())
+async def test_spark_client_mode_and_plain_text_404(serve):
+    shs = await serve(ScriptedHistory())
     app_path = f"/api/v1/applications/{APP}"
     shs.json(app_path, case("shs/app-client-mode-no-attempt-id.json").replace(
         b"application_1700000000000_0053", APP.encode()))
     shs.json(app_path + "/allexecutors", case("shs/allexecutors-with-removed.json"))
     shs.not_found_first[app_path] = 2  # "no such app" in plain text while the SHS rescans
-    rm, worker, sink, clock = await make_worker(servers, shs=shs)
+    rm, worker, sink, clock = await make_worker(serve, shs=shs)
     end_app(rm, app_type="SPARK")
     await drive(worker, clock)
     (event,) = finished(sink)
@@ -209,9 +192,9 @@ async def test_spark_client_mode_and_plain_text_404(servers):
         ("MAPREDUCE", False, True, "unavailable", "never started"),
     ],
 )
-async def test_decided_without_waiting(servers, app_type, launch, with_jhs, status, reason):
-    jhs = await servers(ScriptedHistory()) if with_jhs else None
-    rm, worker, sink, clock = await make_worker(servers, jhs=jhs)
+async def test_decided_without_waiting(serve, app_type, launch, with_jhs, status, reason):
+    jhs = await serve(ScriptedHistory()) if with_jhs else None
+    rm, worker, sink, clock = await make_worker(serve, jhs=jhs)
     end_app(rm, app_type=app_type, state="KILLED", final="KILLED", launch=launch)
     await worker.cycle()
     await worker.enrich_cycle(wait=True)  # one tick, no clock advance
@@ -223,8 +206,8 @@ async def test_decided_without_waiting(servers, app_type, launch, with_jhs, stat
         assert jhs.requests == []  # nothing asked that could not help
 
 
-async def test_one_finished_event_per_application_with_a_stable_id(servers):
-    rm, worker, sink, clock = await make_worker(servers)
+async def test_one_finished_event_per_application_with_a_stable_id(serve):
+    rm, worker, sink, clock = await make_worker(serve)
     end_app(rm)
     await drive(worker, clock)
     await worker.cycle()  # the same end seen again in the overlap window
@@ -233,12 +216,12 @@ async def test_one_finished_event_per_application_with_a_stable_id(servers):
     assert event.id == event_id("c1", APP, "finished")
 
 
-async def test_finished_event_waits_for_final_usage_while_the_am_still_runs(servers):
-    jhs = await servers(ScriptedHistory())
+async def test_finished_event_waits_for_final_usage_while_the_am_still_runs(serve):
+    jhs = await serve(ScriptedHistory())
     base = f"/ws/v1/history/mapreduce/jobs/{JOB}"
     jhs.json(base, JOB_BODY)
     jhs.json(base + "/counters", INPUT_COUNTERS)
-    rm, worker, sink, clock = await make_worker(servers, jhs=jhs)
+    rm, worker, sink, clock = await make_worker(serve, jhs=jhs)
     end_app(rm)
     # FINISHED while the AM container still runs (RM-internal FINISHING): usage still grows
     rm.apps[APP].update(runningContainers=1, allocatedMB=512, allocatedVCores=1, memorySeconds=900)
@@ -257,8 +240,8 @@ async def test_finished_event_waits_for_final_usage_while_the_am_still_runs(serv
     assert changed[-1].envelope["data"]["application"]["memory_seconds"] == 900
 
 
-async def test_a_slow_history_server_delays_only_its_own_applications(servers):
-    jhs, shs = await servers(ScriptedHistory()), await servers(ScriptedHistory())
+async def test_a_slow_history_server_delays_only_its_own_applications(serve):
+    jhs, shs = await serve(ScriptedHistory()), await serve(ScriptedHistory())
     base = f"/ws/v1/history/mapreduce/jobs/{JOB}"
     jhs.json(base, JOB_BODY)
     jhs.json(base + "/counters", INPUT_COUNTERS)
@@ -266,7 +249,7 @@ async def test_a_slow_history_server_delays_only_its_own_applications(servers):
     spark_app = "application_1700000000000_0052"
     shs.json(f"/api/v1/applications/{spark_app}", case("shs/app-two-attempts.json"))
     shs.json(f"/api/v1/applications/{spark_app}/2/allexecutors", case("shs/allexecutors-with-removed.json"))
-    rm, worker, sink, clock = await make_worker(servers, jhs=jhs, shs=shs)
+    rm, worker, sink, clock = await make_worker(serve, jhs=jhs, shs=shs)
     end_app(rm)
     now = int(time.time() * 1000)
     rm.put(spark_app, "FINISHED", applicationType="SPARK", finishedTime=now - 1000, launchTime=now - 9000)
@@ -281,12 +264,12 @@ async def test_a_slow_history_server_delays_only_its_own_applications(servers):
     assert sorted(e.envelope["subject"] for e in finished(sink)) == sorted([APP, spark_app])
 
 
-async def test_an_unexpected_error_in_one_try_does_not_stall_the_queue(servers):
-    shs = await servers(ScriptedHistory())
+async def test_an_unexpected_error_in_one_try_does_not_stall_the_queue(serve):
+    shs = await serve(ScriptedHistory())
     odd = orjson.loads(case("shs/app-two-attempts.json"))
     odd["id"], odd["attempts"][0]["attemptId"] = APP, "\u00b9"  # isdigit() but not int()
     shs.json(f"/api/v1/applications/{APP}", orjson.dumps(odd))
-    rm, worker, sink, clock = await make_worker(servers, shs=shs, max_age="1m")
+    rm, worker, sink, clock = await make_worker(serve, shs=shs, max_age="1m")
     end_app(rm, app_type="SPARK")
     other = "application_1700000000000_0099"
     rm.put(other, "FINISHED", applicationType="TEZ", finishedTime=int(time.time() * 1000) - 500)

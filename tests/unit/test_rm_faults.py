@@ -9,7 +9,6 @@ import time
 
 import pytest
 import structlog
-from aiohttp.test_utils import TestServer
 
 from collector.config import ClusterConfig, ResourceManagerConfig
 from collector.http import PeerError
@@ -35,23 +34,11 @@ class MemorySink:
 
 
 @pytest.fixture
-async def rms():
-    started = []
-
+def rms(serve):
     async def make(n: int = 1) -> list[ScriptedRM]:
-        out = []
-        for _ in range(n):
-            rm = ScriptedRM()
-            server = TestServer(rm.app(), host="127.0.0.1")
-            await server.start_server()
-            rm.url = str(server.make_url("")).rstrip("/")
-            started.append(server)
-            out.append(rm)
-        return out
+        return [await serve(ScriptedRM()) for _ in range(n)]
 
-    yield make
-    for server in started:
-        await server.close()
+    return make
 
 
 def worker_for(urls, sink, clock=lambda: 1_700_000_100_000) -> ClusterWorker:

@@ -20,22 +20,6 @@ SUMMARY = "/webhdfs/v1/warehouse/sales"
 GONE = "/webhdfs/v1/warehouse/tmp_gone"
 
 
-@pytest.fixture
-async def serve():
-    started = []
-
-    async def start(thing):
-        server = TestServer(thing.app(), host="127.0.0.1")
-        await server.start_server()
-        thing.url = str(server.make_url("")).rstrip("/")
-        started.append(server)
-        return thing
-
-    yield start
-    for server in started:
-        await server.close()
-
-
 async def test_hdfs_usage_fails_over_and_one_bad_path_does_not_stop_the_others(serve):
     rm = await serve(ScriptedRM())
     standby, active = await serve(ScriptedHistory()), await serve(ScriptedHistory())
