@@ -28,5 +28,15 @@ def as_number(value: Any) -> float | None:
 
 
 def as_int(value: Any) -> int | None:
+    """An integer, exactly (no float round trip for integers and integer strings)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
     number = as_number(value)
     return None if number is None else int(number)
+
+
+def as_text(value: Any) -> str | None:
+    """A string field that a peer may send as a number or leave out."""
+    return None if value is None or isinstance(value, (dict, list)) else str(value)

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from .parsing import ParseError, as_int, as_number
+from .parsing import ParseError, as_int, as_number, as_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +121,7 @@ def _record(q: dict[str, Any], path: str, parent: str | None, scheduler: str, le
         name=path.rsplit(".", 1)[-1],
         scheduler=scheduler,
         leaf=leaf,
-        state=q.get("state") or q.get("qstate"),
+        state=as_text(q.get("state") or q.get("qstate")),
         capacity=_pct(q.get("capacity"), fifo),
         used_capacity=_pct(q.get("usedCapacity"), fifo),
         max_capacity=as_number(q.get("maxCapacity")),

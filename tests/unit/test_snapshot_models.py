@@ -100,3 +100,13 @@ def test_fair_scheduler_3x_am_and_container_fields():
             b'"allocatedContainers":3}}}}')
     (root,) = parse_scheduler(body)
     assert root.am_limit == Resources(2048, 2) and root.am_used == Resources(512, 1) and root.containers == 3
+
+
+def test_odd_values_are_absorbed_exactly():
+    from collector.parsing import as_int
+
+    assert as_int(2**60 + 1) == 2**60 + 1 and as_int(str(2**60 + 1)) == 2**60 + 1
+    assert as_int("NaN") is None and as_int(True) is None and as_int("12.0") == 12
+    body = b'{"scheduler":{"schedulerInfo":{"type":"fifoScheduler","qstate":7,"usedCapacity":"0.5"}}}'
+    (queue,) = parse_scheduler(body)
+    assert queue.state == "7" and queue.used_capacity == 50.0
