@@ -18,8 +18,9 @@ from .http import HttpPeer, PeerError
 from .logsetup import configure
 from .parsing import ParseError
 from .rm_client import ResourceManager
-from .service import ClusterWorker, run_service
+from .service import ClusterWorker, make_workers, run_service
 from .sinks import KafkaSink, SinkError, StdoutSink, client_settings, describe
+from .state_store import CheckpointError
 
 log = structlog.get_logger("collector")
 
@@ -42,7 +43,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hadoop-collector", description=__doc__)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("run", parents=[common], help="run the service (events to Kafka)")
+    run = sub.add_parser("run", parents=[common], help="run the service (events to Kafka)")
+    run.add_argument("--fresh", action="store_true", help="ignore the checkpoint (state.directory) and start anew")
     once = sub.add_parser("once", parents=[common], help="one poll cycle per cluster, events to stdout")
     once.add_argument("--sink", choices=["stdout", "kafka"], default="stdout")
     sub.add_parser("check", parents=[common], help="validate the configuration and test connectivity")
@@ -106,7 +108,12 @@ async def _run(cfg: Config, args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, _on_signal, stop, sig)
     sink = KafkaSink(cfg.kafka) if cfg.sink == "kafka" else StdoutSink()
-    service = asyncio.create_task(run_service(cfg, sink, stop))
+    try:
+        workers = make_workers(cfg, sink, fresh=args.fresh)
+    except CheckpointError as exc:
+        print(f"hadoop-collector: {exc}", file=sys.stderr)
+        return 2
+    service = asyncio.create_task(run_service(cfg, sink, stop, workers))
     stopper = asyncio.create_task(stop.wait())
     await asyncio.wait([service, stopper], return_when=asyncio.FIRST_COMPLETED)
     stopper.cancel()

@@ -253,6 +253,11 @@ class LogConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
 
+class StateConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    #: Directory of the checkpoint files (one per cluster). None: state lives in memory only.
+    directory: str | None = None
+
+
 class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     clusters: list[ClusterConfig]
     kafka: KafkaConfig = msgspec.field(default_factory=KafkaConfig)
@@ -260,6 +265,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     #: Check every event against its JSON Schema before it is sent.
     validate_events: bool = True
     log: LogConfig = msgspec.field(default_factory=LogConfig)
+    state: StateConfig = msgspec.field(default_factory=StateConfig)
 
     def __post_init__(self) -> None:
         if not self.clusters:

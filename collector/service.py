@@ -37,6 +37,7 @@ from .rm_models import TERMINAL_STATES, RawApp
 from .rm_poller import PollResult, RmPoller
 from .shs_client import SparkHistory
 from .sinks import Sink, SinkError
+from .state_store import FileStore
 from .tracker import TrackerState, Transition, commit, prune
 from .webhdfs_client import NoActiveNameNode, WebHdfs
 
@@ -70,9 +71,19 @@ class ClusterWorker:
     #: Ended applications waiting for their history server (plain data, like ``state``).
     pending: dict[str, Pending] = field(default_factory=dict)
     stats: ClusterStats = field(default_factory=ClusterStats)
+    #: Where the state is checkpointed after each delivery; None keeps it in memory.
+    store: FileStore | None = None
+    #: Ignore an existing checkpoint (it is overwritten by the first save).
+    fresh: bool = False
 
     def __post_init__(self) -> None:
         poll = self.cfg.poll
+        if self.store is not None and not self.fresh:
+            saved = self.store.load()  # CheckpointError: refuse to start rather than start from zero
+            if saved is not None:
+                self.state, self.pending = saved
+                log.info("checkpoint.loaded", cluster=self.cfg.name, apps=len(self.state.apps),
+                         pending=len(self.pending), watermark=self.state.watermark)
         self._peers: list[HttpPeer] = []
         self._tries: dict[str, asyncio.Task[Outcome]] = {}
         self._warned: dict[str, float] = {}
@@ -140,6 +151,7 @@ class ClusterWorker:
                 self.pending[t.app_id] = pending_for(t.app, event.envelope["data"]["application"], observed_at)
         self._refresh_pending(result.view)
         prune(self.state, int(float(self.cfg.poll.overlap) * 1000))
+        self._checkpoint()
         self.stats.events += len(done)
         if failure is not None:
             raise failure
@@ -207,10 +219,17 @@ class ClusterWorker:
                 after_end_ms=info["after_end_ms"],
                 attempts=info["attempts"],
             )
+        if delivered:
+            self._checkpoint()
         self.stats.events += delivered
         if failure is not None:
             raise failure
         return delivered
+
+    def _checkpoint(self) -> None:
+        """Save what Kafka has acknowledged; a restart resumes from here (same ids)."""
+        if self.store is not None:
+            self.store.save(self.state, self.pending)
 
     async def _try(self, p: Pending) -> Outcome:
         """One try; never raises, so one odd answer cannot stall the queue."""
@@ -320,8 +339,8 @@ class ClusterWorker:
                 if float(interval) > 0:
                     # a snapshot holds no state: at stop it is abandoned, not waited for
                     group.create_task(self._loop(stop, name, step, float(interval), abandon_on_stop=True))
-        if self.pending:
-            # Until the state is checkpointed, these are lost with the process.
+        if self.pending and self.store is None:
+            # Without a checkpoint these are lost with the process.
             log.warning("enrichment.pending_at_stop", cluster=self.cfg.name, count=len(self.pending))
 
     async def _loop(
@@ -391,10 +410,21 @@ async def _unless_stopped(work: Awaitable[int], stop: asyncio.Event) -> bool:
     return False
 
 
-async def run_service(cfg: Config, sink: Sink, stop: asyncio.Event) -> list[ClusterWorker]:
+def make_workers(cfg: Config, sink: Sink, *, fresh: bool = False) -> list[ClusterWorker]:
+    """A worker per cluster, resumed from its checkpoint when state.directory is set."""
+    directory = cfg.state.directory
+    return [
+        ClusterWorker(c, sink, cfg.validate_events, store=FileStore(directory, c.name) if directory else None,
+                      fresh=fresh)
+        for c in cfg.clusters
+    ]
+
+
+async def run_service(
+    cfg: Config, sink: Sink, stop: asyncio.Event, workers: list[ClusterWorker]
+) -> list[ClusterWorker]:
     """Run every cluster until ``stop`` is set; a cycle in progress finishes (and its events
     are flushed) before returning."""
-    workers = [ClusterWorker(c, sink, cfg.validate_events) for c in cfg.clusters]
     try:
         await sink.start()
     except SinkError as exc:

@@ -1,0 +1,88 @@
+"""The checkpoint: round trip, atomic file, clear refusals, and a restart that resumes
+without re-emitting what Kafka already acknowledged (scripted RM, real HTTP)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from collector.config import ClusterConfig, ResourceManagerConfig
+from collector.service import ClusterWorker
+from collector.state_store import CheckpointError, FileStore
+from tests.scripted_rm import ScriptedRM
+
+from .test_rm_faults import MemorySink, summary
+
+
+def worker(rm_url, sink, store, fresh=False):
+    cfg = ClusterConfig(name="c1", resourcemanager=ResourceManagerConfig(urls=[rm_url]))
+    return ClusterWorker(cfg, sink, store=store, fresh=fresh)
+
+
+async def test_restart_resumes_without_re_emitting(serve, tmp_path):
+    rm = await serve(ScriptedRM())
+    rm.put("application_1_0001", "RUNNING")
+    now = int(time.time() * 1000)
+    rm.put("application_1_0002", "FINISHED", finishedTime=now - 1000)  # TEZ-like: no history needed
+    rm.apps["application_1_0002"]["applicationType"] = "TEZ"
+    store = FileStore(tmp_path, "c1")
+    first_sink = MemorySink()
+    first = worker(rm.url, first_sink, store)
+    await first.cycle()
+    await first.enrich_cycle(wait=True)
+    await first.close()
+    assert store.path.exists()
+    # the collector restarts; meanwhile 0001 ended
+    rm.put("application_1_0001", "FINISHED", finishedTime=now + 500)
+    sink = MemorySink()
+    second = worker(rm.url, sink, store)
+    await second.cycle()
+    await second.cycle()
+    assert summary(sink.events) == [("0001", "state_changed", "RUNNING", "FINISHED")]
+    assert sink.events[0].envelope["data"]["seq"] == 2  # continues, no second seq 1
+    await second.close()
+
+
+def test_corrupt_or_foreign_checkpoints_are_refused_clearly(tmp_path):
+    store = FileStore(tmp_path, "c1")
+    store.path.write_text("{not json")
+    with pytest.raises(CheckpointError, match="not a readable checkpoint.*--fresh"):
+        store.load()
+    store.path.write_text('{"format": "hadoop-event-collector/checkpoint", "version": 99}')
+    with pytest.raises(CheckpointError, match="version 99.*upgrade the collector"):
+        store.load()
+    from collector.tracker import TrackerState
+
+    FileStore(tmp_path, "other").save(TrackerState(watermark=5), {})
+    (tmp_path / "other.checkpoint.json").rename(store.path)
+    with pytest.raises(CheckpointError, match="belongs to cluster 'other'"):
+        store.load()
+    assert FileStore(tmp_path / "none", "c1").load() is None  # a first start
+
+
+async def test_fresh_ignores_a_damaged_checkpoint(serve, tmp_path):
+    rm = await serve(ScriptedRM())
+    store = FileStore(tmp_path, "c1")
+    store.path.write_text("garbage")
+    with pytest.raises(CheckpointError):
+        worker(rm.url, MemorySink(), store)
+    w = worker(rm.url, MemorySink(), store, fresh=True)
+    await w.cycle()  # and the first save replaces it
+    assert store.load() is not None
+    await w.close()
+
+
+def test_run_refuses_a_corrupt_checkpoint_with_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "c1.checkpoint.json").write_text("garbage")
+    config = tmp_path / "c.yaml"
+    config.write_text(f"clusters: [{{name: c1, resourcemanager: {{urls: http://127.0.0.1:9}}}}]\n"
+                      f"state: {{directory: {tmp_path}}}\n")
+    proc = subprocess.run([sys.executable, "-m", "collector", "run", "-c", str(config)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("hadoop-collector: ") and "--fresh" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
