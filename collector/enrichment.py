@@ -40,7 +40,6 @@ class Pending(msgspec.Struct, kw_only=True):
     queued_ms: int  # local clock
     attempts: int = 0
     next_try_ms: int = 0
-    last_reason: str | None = None
     source: dict[str, str] | None = None
 
 
@@ -97,7 +96,6 @@ def settle(p: Pending, outcome: Outcome, now_ms: int, policy: RetryPolicy) -> Ou
     p.attempts += 1
     if outcome.final:
         return outcome
-    p.last_reason = outcome.reason
     p.source = outcome.source or p.source
     if now_ms - p.queued_ms >= policy.max_age_ms:
         waited = (now_ms - p.queued_ms) // 1000

@@ -31,19 +31,13 @@ class JhsJob(msgspec.Struct, kw_only=True):
     state: str | None = None
     user: str | None = None
     queue: str | None = None
-    startTime: int | None = None
-    finishTime: int | None = None
     mapsTotal: int | None = None
-    mapsCompleted: int | None = None
     reducesTotal: int | None = None
-    reducesCompleted: int | None = None
     uberized: bool | None = None
     failedMapAttempts: int | None = None
     failedReduceAttempts: int | None = None
     killedMapAttempts: int | None = None
     killedReduceAttempts: int | None = None
-    avgMapTime: int | None = None
-    avgReduceTime: int | None = None
     diagnostics: str | None = None
 
 

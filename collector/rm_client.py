@@ -42,10 +42,6 @@ class NoActiveRM(PeerError):
     """None of the configured RMs is active right now (failover in progress, or all down)."""
 
 
-class BadAnswer(PeerError):
-    """The RM answered something that is not the JSON we asked for."""
-
-
 def classify(resp: Response) -> None:
     """Raise the typed error a non-usable RM answer stands for; return if it is JSON to parse."""
     if resp.status in (301, 302, 303, 307, 308):
@@ -80,7 +76,6 @@ class ResourceManager:
         self.cluster = cluster
         self.active_url: str | None = self.urls[0] if len(self.urls) == 1 else None
         self.failovers = 0
-        self.last_info: ClusterInfo | None = None
 
     async def cluster_info(self) -> tuple[ClusterInfo, int | None]:
         """Info of the active RM and its clock; finds the active RM on the way.
@@ -93,7 +88,6 @@ class ResourceManager:
             resp = await self._get(INFO_PATH)
             info = parse_cluster_info(resp.body)
             if info.is_active:
-                self.last_info = info
                 return info, rm_clock_ms(resp)
             reason = f"haState {info.haState}, state {info.state}"
             if len(self.urls) == 1:

@@ -20,7 +20,6 @@ from .parsing import ParseError, first_line
 
 ACTIVE_STATES = ("NEW", "NEW_SAVING", "SUBMITTED", "ACCEPTED", "RUNNING")
 TERMINAL_STATES = ("FINISHED", "FAILED", "KILLED")
-ALL_STATES = frozenset(ACTIVE_STATES + TERMINAL_STATES)
 
 
 _NULL_RAW = msgspec.Raw(b"null")
@@ -68,7 +67,6 @@ class RawApp(msgspec.Struct, kw_only=True):
     preemptedVcoreSeconds: int | None = None
     logAggregationStatus: str | None = None
     unmanagedApplication: bool | None = None
-    amNodeLabelExpression: str | None = None
 
     @property
     def is_terminal(self) -> bool:
@@ -104,7 +102,6 @@ class ClusterInfo(msgspec.Struct, kw_only=True):
     rmStateStoreName: str | None = None
     resourceManagerVersion: str | None = None
     hadoopVersion: str | None = None
-    haZooKeeperConnectionState: str | None = None
 
     @property
     def is_active(self) -> bool:

@@ -25,7 +25,6 @@ log = structlog.get_logger(__name__)
 class PollResult:
     transitions: list[Transition]
     info: ClusterInfo
-    rm_now_ms: int | None
     view: dict[str, RawApp]  # every app this cycle saw, by id
 
     @property
@@ -86,7 +85,7 @@ class RmPoller:
                 elif isinstance(outcome, RawApp):
                     view[app_id] = outcome
         transitions = diff(state, view, vanished)
-        return PollResult(transitions, info, rm_now, view)
+        return PollResult(transitions, info, view)
 
     async def _lookup(self, app_id: str) -> RawApp | object | None:
         """The app's record, ``_GONE`` when the RM no longer knows it, None when unsure."""

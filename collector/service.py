@@ -55,10 +55,7 @@ def wall_ms() -> int:
 
 @dataclass
 class ClusterStats:
-    cycles: int = 0
-    failures: int = 0
-    events: int = 0
-    last_success_ms: int | None = None
+    events: int = 0  # delivered
 
 
 @dataclass
@@ -155,8 +152,6 @@ class ClusterWorker:
         self.stats.events += len(done)
         if failure is not None:
             raise failure
-        self.stats.cycles += 1
-        self.stats.last_success_ms = observed_at
         if done:
             log.info("poll.delivered", cluster=self.cfg.name, events=len(done), apps_seen=result.apps_seen)
         return len(done)
@@ -167,7 +162,7 @@ class ClusterWorker:
         limit = self.cfg.diagnostics_limit
         for app_id, p in self.pending.items():
             app = view.get(app_id)
-            if app is not None and app.is_terminal:
+            if app is not None and app.is_terminal and not p.rm_final:  # final figures do not change
                 p.record = application_record(app, limit)
                 p.rm_final = rm_usage_final(app)
 
@@ -367,7 +362,6 @@ class ClusterWorker:
                 wait = max(0.0, interval - (time.monotonic() - started))
             except (PeerError, ParseError, SinkError) as exc:
                 failures += 1
-                self.stats.failures += 1
                 wait = min(max_backoff, interval * 2 ** min(failures - 1, 6)) * random.uniform(0.5, 1.0)
                 log.warning(
                     f"{name}.failed",
@@ -379,7 +373,6 @@ class ClusterWorker:
                 )
             except Exception:  # the loop must outlive any bug in one cycle
                 failures += 1
-                self.stats.failures += 1
                 wait = min(max_backoff, interval * 2 ** min(failures - 1, 6))
                 log.exception(f"{name}.crashed", cluster=self.cfg.name, retry_in_s=round(wait, 1))
             try:

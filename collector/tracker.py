@@ -52,15 +52,6 @@ class TrackerState:
     rm_cluster_id: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Observation:
-    """One poll cycle's view. ``unreadable`` apps are present but could not be parsed."""
-
-    apps: Iterable[RawApp]
-    vanished: Iterable[str] = ()
-    unreadable: Iterable[str] = ()
-
-
 def merge_views(*pages: Iterable[RawApp]) -> dict[str, RawApp]:
     """Merge answers fetched one after another; a terminal record wins over an active one
     (an app can end between the active and the ended request)."""
