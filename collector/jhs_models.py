@@ -46,12 +46,12 @@ class _JobAnswer(msgspec.Struct):
 
 
 class _Counter(msgspec.Struct, kw_only=True):
-    name: str
+    name: str | None = None
     totalCounterValue: int | None = None
 
 
 class _CounterGroup(msgspec.Struct, kw_only=True):
-    counterGroupName: str
+    counterGroupName: str | None = None
     counter: list[_Counter] | _Counter | None = None
 
 
@@ -98,9 +98,12 @@ def parse_counters(body: bytes) -> Counters:
         raise ParseError(f"counters answer unreadable: {first_line(exc)}") from None
     out: Counters = {}
     for group in _as_list(answer.counterGroup):
+        if group.counterGroupName is None:  # nameless: nothing can look it up
+            continue
         values = out.setdefault(group.counterGroupName, {})
         for counter in _as_list(group.counter):
-            values[counter.name] = counter.totalCounterValue
+            if counter.name is not None:
+                values[counter.name] = counter.totalCounterValue
     return out
 
 

@@ -27,11 +27,11 @@ class SparkAttempt(msgspec.Struct, kw_only=True):
 class SparkApp(msgspec.Struct, kw_only=True):
     id: str
     name: str | None = None
-    attempts: list[SparkAttempt] = []
+    attempts: list[SparkAttempt] | None = None  # null or absent: none listed yet
 
 
 class SparkExecutor(msgspec.Struct, kw_only=True):
-    id: str
+    id: str | None = None  # "driver" or a number; an executor without one still counts
     isActive: bool | None = None
     totalCores: int | None = None
     totalInputBytes: int | None = None

@@ -85,3 +85,14 @@ def test_allexecutors_sums_removed_executors_and_counts_without_driver(case):
 def test_not_found_text_is_not_an_app(case):
     with pytest.raises(ParseError):
         parse_app(case("shs/not-found.body.txt"))
+
+
+def test_odd_history_shapes_are_absorbed():
+    assert final_attempt(parse_app(b'{"id":"a","attempts":null}')) is None
+    executors = parse_executors(b'[{"totalInputBytes":5},{"id":"driver","totalInputBytes":0},{"id":"1"}]')
+    app = parse_app(b'{"id":"a","attempts":[{"attemptId":"1","completed":true,"endTimeEpoch":5}]}')
+    figures = spark_figures(app, final_attempt(app), executors)
+    assert figures["input_bytes"] == 5 and figures["executors"] == 2
+    counters = parse_counters(b'{"jobCounters":{"counterGroup":[{"counter":[]},{"counterGroupName":"g",'
+                              b'"counter":[{"totalCounterValue":1},{"name":"X","totalCounterValue":"2"}]}]}}')
+    assert counters == {"g": {"X": 2}}
