@@ -24,7 +24,8 @@ from .state_store import CheckpointError
 
 log = structlog.get_logger("collector")
 
-SHUTDOWN_GRACE_S = 30.0
+#: Beyond ``shutdown_timeout`` (the wait for Kafka): time for a poll in flight and for closing.
+SHUTDOWN_SLACK_S = 15.0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -117,17 +118,19 @@ async def _run(cfg: Config, args: argparse.Namespace) -> int:
     stopper = asyncio.create_task(stop.wait())
     await asyncio.wait([service, stopper], return_when=asyncio.FIRST_COMPLETED)
     stopper.cancel()
-    # Stop requested (or the service ended by itself): give the cycle in flight time to
-    # deliver its events, then give up on it.
+    # Stop requested (or the service ended by itself): the workers deliver what is queued
+    # (bounded by shutdown_timeout); beyond that and some slack, give up on them.
+    grace = float(cfg.shutdown_timeout) + SHUTDOWN_SLACK_S
     try:
-        workers = await asyncio.wait_for(asyncio.shield(service), timeout=SHUTDOWN_GRACE_S)
+        workers = await asyncio.wait_for(asyncio.shield(service), timeout=grace)
     except TimeoutError:
-        log.error("collector.shutdown_timeout", grace_s=SHUTDOWN_GRACE_S)
+        log.error("collector.shutdown_timeout", grace_s=grace)
         service.cancel()
         return 1
     undelivered = [w.cfg.name for w in workers if w.undelivered]
     if undelivered:
-        # Until state is checkpointed, what the last failed delivery held is not on Kafka.
+        # Not lost (the checkpoint has only what Kafka acknowledged; a restart derives the
+        # rest again) but not on Kafka yet: say so in the exit status.
         log.error("collector.stopped_with_undelivered_events", clusters=undelivered)
         return 1
     return 0

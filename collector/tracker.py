@@ -1,8 +1,9 @@
 """Where transitions come from: a pure diff of what we knew against what the RM shows now.
 
-No I/O, no clock. The poller feeds observations in; the service commits the transitions
-only after the sink acknowledged the events built from them, so a failed delivery simply
-re-derives the same transitions (same sequence numbers, hence same event ids) next cycle.
+No I/O, no clock. The poller feeds observations in. The service keeps two states: the one
+it diffs against, advanced as soon as the events are queued for Kafka, and the checkpointed
+one, advanced only by the transitions whose events Kafka acknowledged; a restart from the
+latter re-derives exactly the unacknowledged transitions (same sequence numbers, same ids).
 """
 
 from __future__ import annotations
@@ -50,6 +51,17 @@ class TrackerState:
     watermark: int | None = None  # largest finishedTime seen, RM clock (ms)
     floor: int | None = None  # first start: ends before this are history, not news (RM clock)
     rm_cluster_id: int | None = None
+
+
+def copy_state(state: TrackerState) -> TrackerState:
+    """An independent copy: the service diffs against one (what it has queued) while the
+    other (what Kafka acknowledged) is the one checkpointed."""
+    return TrackerState(
+        apps={k: Tracked(t.state, t.seq, t.finished_time, t.visible, t.vanished_at) for k, t in state.apps.items()},
+        watermark=state.watermark,
+        floor=state.floor,
+        rm_cluster_id=state.rm_cluster_id,
+    )
 
 
 def merge_views(*pages: Iterable[RawApp]) -> dict[str, RawApp]:

@@ -32,7 +32,8 @@ def test_defaults_and_expansion(tmp_path):
     assert cluster.resourcemanager.urls == ["http://rm1.example:8088", "http://rm2.example:8088"]
     assert cluster.poll.interval == 10.0 and cluster.poll.overlap == 300.0
     assert cluster.topics == {"applications": "hadoop.yarn.applications", "cluster": "hadoop.yarn.cluster",
-                              "queues": "hadoop.yarn.queues", "hdfs": "hadoop.hdfs.usage"}
+                              "queues": "hadoop.yarn.queues", "hdfs": "hadoop.hdfs.usage",
+                              "heartbeat": "hadoop.collector.heartbeat"}
     assert cluster.snapshots.queue_interval == 60.0 and cluster.snapshots.hdfs_interval == 900.0
     assert cluster.hdfs is None
     assert cfg.kafka.bootstrap_servers == ["k1:9092"]
@@ -142,7 +143,8 @@ def test_bad_port_and_no_configuration(tmp_path):
 
 def test_topics_in_use_follow_what_is_configured(tmp_path):
     cfg = load(write(tmp_path), env={"KAFKA_PASSWORD": "x"}, overrides=["clusters.0.snapshots.queue_interval=0"])
-    assert cfg.clusters[0].topics_in_use() == ["hadoop.yarn.applications", "hadoop.yarn.cluster"]
+    assert cfg.clusters[0].topics_in_use() == [
+        "hadoop.yarn.applications", "hadoop.yarn.cluster", "hadoop.collector.heartbeat"]
     overrides = ["clusters.0.hdfs.namenode_urls=http://nn:9870", "clusters.0.hdfs.paths=/a"]
     cfg = load(write(tmp_path), env={"KAFKA_PASSWORD": "x"}, overrides=overrides)
-    assert cfg.clusters[0].topics_in_use()[-1] == "hadoop.hdfs.usage"
+    assert cfg.clusters[0].topics_in_use()[-2:] == ["hadoop.hdfs.usage", "hadoop.collector.heartbeat"]
