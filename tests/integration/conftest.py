@@ -55,11 +55,11 @@ def submit(job: str, *extra: str) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def create_topic(bootstrap: str, partitions: int = 3) -> str:
+def create_topic(bootstrap: str, partitions: int = 3, name: str | None = None) -> str:
     """A fresh topic with several partitions, so that 'one key, one partition' is really tested."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-    name = f"hec-it-{uuid.uuid4().hex[:10]}"
+    name = name or f"hec-it-{uuid.uuid4().hex[:10]}"
 
     async def create() -> None:
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
@@ -104,6 +104,7 @@ def write_config(
     interval: str = "1s",
     backfill: str = "0s",
     max_age: str = "30s",
+    heartbeat: str = "0",
 ) -> Path:
     history = f"""
     jobhistory:
@@ -130,14 +131,18 @@ clusters:
     snapshots:  # application events only here: tests/integration/test_snapshots.py has the rest
       cluster_interval: 0
       queue_interval: 0
+    heartbeat_interval: {heartbeat}
     topics:
       applications: {topic}
+      heartbeat: {topic}.heartbeat
 kafka:
   bootstrap_servers: {stack["KAFKA_BOOTSTRAP_SERVERS"]}
   linger_ms: 5
 log:
   format: json
   level: info
+state:
+  directory: {path.parent / "state"}
 """
     )
     return path
