@@ -31,6 +31,7 @@ from .events import (
 )
 from .http import HttpPeer, PeerError, RetryPolicy
 from .jhs_client import JobHistory
+from .metrics import PeerKind, PeerLabel
 from .parsing import ParseError
 from .rm_client import ResourceManager
 from .rm_models import TERMINAL_STATES, RawApp
@@ -85,7 +86,7 @@ class ClusterWorker:
         self._tries: dict[str, asyncio.Task[Outcome]] = {}
         self._warned: dict[str, float] = {}
         self._undelivered: dict[str, bool] = {}
-        self.rm = ResourceManager(self.cfg.resourcemanager.urls, self._peer(), cluster=self.cfg.name)  # type: ignore[arg-type]
+        self.rm = ResourceManager(self.cfg.resourcemanager.urls, self._peer("rm"), cluster=self.cfg.name)  # type: ignore[arg-type]
         self.poller = RmPoller(
             self.rm,
             self.state,
@@ -95,14 +96,16 @@ class ClusterWorker:
         enrich = self.cfg.enrichment
         jhs, shs = self.cfg.jobhistory, self.cfg.spark_history
         self.enricher = Enricher(
-            JobHistory(jhs.url, self._peer(1), concurrency=jhs.concurrency, include_counters=enrich.include_counters)
+            JobHistory(jhs.url, self._peer("jhs", 1), concurrency=jhs.concurrency,
+                       include_counters=enrich.include_counters)
             if jhs
             else None,
-            SparkHistory(shs.url, self._peer(1), concurrency=shs.concurrency) if shs else None,
+            SparkHistory(shs.url, self._peer("shs", 1), concurrency=shs.concurrency) if shs else None,
         )
         hdfs = self.cfg.hdfs
         self.hdfs = (
-            WebHdfs(hdfs.namenode_urls, self._peer(1), concurrency=hdfs.concurrency, spacing_s=float(hdfs.spacing))  # type: ignore[arg-type]
+            WebHdfs(hdfs.namenode_urls, self._peer("webhdfs", 1),  # type: ignore[arg-type]
+                    concurrency=hdfs.concurrency, spacing_s=float(hdfs.spacing))
             if hdfs
             else None
         )
@@ -112,7 +115,7 @@ class ClusterWorker:
             max_age_ms=int(float(enrich.max_age) * 1000),
         )
 
-    def _peer(self, attempts: int = 3) -> HttpPeer:
+    def _peer(self, kind: PeerKind, attempts: int = 3) -> HttpPeer:
         """One HTTP session per peer, all with the cluster's auth and timeouts. History
         servers get one attempt per request: their queue entry retries with its own backoff."""
         peer = HttpPeer(
@@ -120,6 +123,7 @@ class ClusterWorker:
             user_name=self.cfg.auth.user_name,
             verify_tls=self.cfg.auth.verify_tls,
             retry=RetryPolicy(attempts=attempts, base_delay=0.5, max_delay=5.0),
+            label=PeerLabel(self.cfg.name, kind),
         )
         self._peers.append(peer)
         return peer
