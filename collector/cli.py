@@ -147,6 +147,7 @@ async def _topics_usable(cfg: Config) -> bool:
     try:
         checks = await check_topics(cfg.kafka, cfg.clusters)
     except KafkaError as exc:
+        METRICS.kafka_error("metadata", exc)
         log.warning("kafka.topics_unchecked", reason=describe(exc))
         return True
     bad = [check for check in checks if check.fatal]
