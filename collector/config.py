@@ -276,6 +276,36 @@ class StateConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             self.directory = os.environ.get("STATE_DIRECTORY", "").split(":")[0] or "collector-state"
 
 
+class HealthConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The self-observation server of ``run``: /metrics, /healthz, /readyz."""
+
+    enabled: bool = True
+    #: Loopback by default: expose it wider on purpose only (it has no authentication).
+    host: str = "127.0.0.1"
+    #: 0 picks a free port (logged at start).
+    port: int = 9308
+    #: /readyz wants every cluster's last successful poll within
+    #: max(stale_intervals x its poll interval, stale_min).
+    stale_intervals: float = 3.0
+    stale_min: Duration = "30s"
+
+    def __post_init__(self) -> None:
+        if not self.host.strip():
+            raise ValueError("host must not be empty")
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port: {self.port} is not a port number (0-65535; 0 picks a free one)")
+        if self.stale_intervals < 1:
+            raise ValueError("stale_intervals must be at least 1")
+        try:
+            self.stale_min = parse_duration(self.stale_min)
+        except ValueError as exc:
+            raise ValueError(f"stale_min: {exc}") from None
+
+    def stale_after_s(self, poll_interval_s: float) -> float:
+        """How old a cluster's last successful poll may be while the collector is ready."""
+        return max(self.stale_intervals * poll_interval_s, float(self.stale_min))
+
+
 class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     clusters: list[ClusterConfig]
     kafka: KafkaConfig = msgspec.field(default_factory=KafkaConfig)
@@ -286,6 +316,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     shutdown_timeout: Duration = "20s"
     log: LogConfig = msgspec.field(default_factory=LogConfig)
     state: StateConfig = msgspec.field(default_factory=StateConfig)
+    health: HealthConfig = msgspec.field(default_factory=HealthConfig)
 
     def __post_init__(self) -> None:
         self.shutdown_timeout = parse_duration(self.shutdown_timeout)

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 import structlog
 
 from .http import HttpPeer, PeerError, PeerHTTPError, PeerUnreachable, Response
+from .metrics import METRICS, Metrics
 from .parsing import ParseError
 from .rm_models import (
     ACTIVE_STATES,
@@ -68,7 +69,7 @@ def rm_clock_ms(resp: Response) -> int | None:
 
 
 class ResourceManager:
-    def __init__(self, urls: Sequence[str], peer: HttpPeer, *, cluster: str) -> None:
+    def __init__(self, urls: Sequence[str], peer: HttpPeer, *, cluster: str, metrics: Metrics = METRICS) -> None:
         if not urls:
             raise ValueError("at least one ResourceManager URL is required")
         self.urls = [u.rstrip("/") for u in urls]
@@ -76,6 +77,8 @@ class ResourceManager:
         self.cluster = cluster
         self.active_url: str | None = self.urls[0] if len(self.urls) == 1 else None
         self.failovers = 0
+        self._metrics = metrics
+        metrics.set_active_rm(cluster, self.urls, self.active_url)
 
     async def cluster_info(self) -> tuple[ClusterInfo, int | None]:
         """Info of the active RM and its clock; finds the active RM on the way.
@@ -92,9 +95,7 @@ class ResourceManager:
             reason = f"haState {info.haState}, state {info.state}"
             if len(self.urls) == 1:
                 raise NoActiveRM(self.urls[0], f"the ResourceManager is not active ({reason})")
-            log.warning("rm.failover", cluster=self.cluster, rm=self.active_url, reason=reason)
-            self.active_url = None
-            self.failovers += 1
+            self._failover(self.active_url, reason)
         raise NoActiveRM(self.urls[0], "no active ResourceManager answered")
 
     async def cluster_metrics(self) -> dict[str, int | None]:
@@ -142,11 +143,16 @@ class ResourceManager:
                 last = exc
                 if len(self.urls) == 1:
                     raise
-                log.warning("rm.failover", cluster=self.cluster, rm=base, reason=exc.message)
-                self.active_url = None
-                self.failovers += 1
+                self._failover(base, exc.message)
         assert last is not None
         raise NoActiveRM(self.urls[0], f"no active ResourceManager answered: {last.message}")
+
+    def _failover(self, left: str | None, reason: str) -> None:
+        log.warning("rm.failover", cluster=self.cluster, rm=left, reason=reason)
+        self.active_url = None
+        self.failovers += 1
+        self._metrics.rm_failover(self.cluster)
+        self._metrics.set_active_rm(self.cluster, self.urls, None)
 
     async def _find_active(self) -> str:
         reasons: list[str] = []
@@ -164,5 +170,6 @@ class ResourceManager:
             if self.active_url != base:
                 log.info("rm.active", cluster=self.cluster, rm=base, ha_state=info.haState)
             self.active_url = base
+            self._metrics.set_active_rm(self.cluster, self.urls, base)
             return base
         raise NoActiveRM(self.urls[0], "no active ResourceManager: " + "; ".join(reasons))

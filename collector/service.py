@@ -36,6 +36,7 @@ from .events import (
 )
 from .http import HttpPeer, PeerError, RetryPolicy
 from .jhs_client import JobHistory
+from .metrics import METRICS, PeerKind, PeerLabel
 from .outbox import Outbox, Queued
 from .parsing import ParseError
 from .rm_client import ResourceManager
@@ -108,7 +109,7 @@ class ClusterWorker:
         self._peers: list[HttpPeer] = []
         self._tries: dict[str, asyncio.Task[Outcome]] = {}
         self._warned: dict[str, float] = {}
-        self.rm = ResourceManager(self.cfg.resourcemanager.urls, self._peer(), cluster=self.cfg.name)  # type: ignore[arg-type]
+        self.rm = ResourceManager(self.cfg.resourcemanager.urls, self._peer("rm"), cluster=self.cfg.name)  # type: ignore[arg-type]
         self.poller = RmPoller(
             self.rm,
             self.seen,
@@ -118,14 +119,16 @@ class ClusterWorker:
         enrich = self.cfg.enrichment
         jhs, shs = self.cfg.jobhistory, self.cfg.spark_history
         self.enricher = Enricher(
-            JobHistory(jhs.url, self._peer(1), concurrency=jhs.concurrency, include_counters=enrich.include_counters)
+            JobHistory(jhs.url, self._peer("jhs", 1), concurrency=jhs.concurrency,
+                       include_counters=enrich.include_counters)
             if jhs
             else None,
-            SparkHistory(shs.url, self._peer(1), concurrency=shs.concurrency) if shs else None,
+            SparkHistory(shs.url, self._peer("shs", 1), concurrency=shs.concurrency) if shs else None,
         )
         hdfs = self.cfg.hdfs
         self.hdfs = (
-            WebHdfs(hdfs.namenode_urls, self._peer(1), concurrency=hdfs.concurrency, spacing_s=float(hdfs.spacing))  # type: ignore[arg-type]
+            WebHdfs(hdfs.namenode_urls, self._peer("webhdfs", 1),  # type: ignore[arg-type]
+                    concurrency=hdfs.concurrency, spacing_s=float(hdfs.spacing))
             if hdfs
             else None
         )
@@ -136,10 +139,14 @@ class ClusterWorker:
         )
 
     @property
+    def cluster_name(self) -> str:
+        return self.cfg.name
+
+    @property
     def poll_interval_s(self) -> float:
         return float(self.cfg.poll.interval)
 
-    def _peer(self, attempts: int = 3) -> HttpPeer:
+    def _peer(self, kind: PeerKind, attempts: int = 3) -> HttpPeer:
         """One HTTP session per peer, all with the cluster's auth and timeouts. History
         servers get one attempt per request: their queue entry retries with its own backoff."""
         peer = HttpPeer(
@@ -147,6 +154,7 @@ class ClusterWorker:
             user_name=self.cfg.auth.user_name,
             verify_tls=self.cfg.auth.verify_tls,
             retry=RetryPolicy(attempts=attempts, base_delay=0.5, max_delay=5.0),
+            label=PeerLabel(self.cfg.name, kind),
         )
         self._peers.append(peer)
         return peer
@@ -176,6 +184,7 @@ class ClusterWorker:
         self.outbox.put(entries)
         if entries:
             self._queued.set()
+        METRICS.set_backlog(self.cfg.name, len(self.outbox), self.outbox.bytes)
 
     def _entry(self, event: Event, observed_at_ms: int, **effect: object) -> Queued | None:
         """A backlog entry for ``event``, or None when it fails its schema (logged)."""
@@ -194,6 +203,7 @@ class ClusterWorker:
             self.last_poll_error = f"{type(exc).__name__}: {exc}"
             raise
         self.last_poll_ok_ms, self.last_poll_error = observed_at, None
+        METRICS.poll_succeeded(self.cfg.name, observed_at)
         ctx = self._context()
         entries: list[Queued] = []
         for t in result.transitions:
@@ -209,6 +219,7 @@ class ClusterWorker:
         self._queue(entries)
         self._refresh_pending(result.view)
         prune(self.seen, self._overlap_ms)
+        METRICS.set_watermark(self.cfg.name, self.seen.watermark)
         bookkeeping = (self.seen.floor, self.seen.rm_cluster_id)
         if bookkeeping != (self.state.floor, self.state.rm_cluster_id):
             self.state.floor, self.state.rm_cluster_id = bookkeeping
@@ -237,6 +248,10 @@ class ClusterWorker:
             self._make_durable(self.outbox.settle(acked, batch))
             delivered += len(acked)
             self.stats.events += len(acked)
+            METRICS.set_backlog(self.cfg.name, len(self.outbox), self.outbox.bytes)
+            for q in batch:
+                if q.event.id in acked:
+                    METRICS.events_produced(self.cfg.name, q.event.type)
             self.delivery_ok = failure is None
             if failure is not None:
                 raise failure
@@ -260,11 +275,15 @@ class ClusterWorker:
                 self.pending.pop(q.finished_app, None)
                 self._finishing.discard(q.finished_app)
                 info = q.event.envelope["data"]["enrichment"]
+                if info["status"] == "unavailable":
+                    gave_up = "gave up after" in (info["reason"] or "")
+                    METRICS.enrichment_unavailable(self.cfg.name, "gave_up" if gave_up else "other")
                 log.info("enrichment.published", cluster=self.cfg.name, app_id=q.finished_app,
                          status=info["status"], reason=info["reason"], after_end_ms=info["after_end_ms"],
                          attempts=info["attempts"])
         prune(self.state, self._overlap_ms)
         self._checkpoint()
+        self._report_queue()
         if transitions:
             log.info("poll.delivered", cluster=self.cfg.name, events=transitions, backlog=len(self.outbox))
 
@@ -313,7 +332,12 @@ class ClusterWorker:
             entries.append(entry)
             self._finishing.add(app_id)
         self._queue(entries)
+        self._report_queue()
         return len(entries)
+
+    def _report_queue(self) -> None:
+        oldest = min((p.ended_ms for p in self.pending.values() if p.ended_ms), default=None)
+        METRICS.set_enrichment_queue(self.cfg.name, len(self.pending), oldest)
 
     async def enrich_cycle(self, wait: bool = False) -> int:
         """``enrich_step`` and deliver now (``once``, tests); returns how many were delivered."""
@@ -325,6 +349,7 @@ class ClusterWorker:
         if self.store is not None:
             self.store.save(self.state, self.pending)
             self.last_checkpoint_ms = self.clock()
+            METRICS.checkpoint_saved(self.cfg.name, self.last_checkpoint_ms)
 
     async def _try(self, p: Pending) -> Outcome:
         """One try; never raises, so one odd answer cannot stall the queue."""

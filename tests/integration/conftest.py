@@ -48,6 +48,24 @@ def stack() -> dict[str, str]:
         stack_cmd("down", check=False)
 
 
+@pytest.fixture(scope="session")
+def kafka() -> str:
+    """Bootstrap servers of a real broker, for tests that need Kafka alone: the local stack's
+    (Kafka only is started when it is not running; stopped after if started here), or
+    $KAFKA_BOOTSTRAP_SERVERS."""
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        yield os.environ["KAFKA_BOOTSTRAP_SERVERS"]
+        return
+    started = False
+    if stack_cmd("status", "--only", "kafka", check=False).returncode != 0:
+        stack_cmd("up", "--only", "kafka")
+        started = True
+    env_lines = stack_cmd("env").stdout.splitlines()
+    yield dict(line.split("=", 1) for line in env_lines if "=" in line)["KAFKA_BOOTSTRAP_SERVERS"]
+    if started and not os.environ.get("HEC_KEEP_STACK"):
+        stack_cmd("down", check=False)
+
+
 def submit(job: str, *extra: str) -> dict:
     """Submit a real job to the mini cluster; returns stack.py's JSON line."""
     name = f"hec-it-{job}-{uuid.uuid4().hex[:8]}"
@@ -138,6 +156,8 @@ clusters:
 kafka:
   bootstrap_servers: {stack["KAFKA_BOOTSTRAP_SERVERS"]}
   linger_ms: 5
+health:
+  port: 0  # a free one: several collectors may run at once
 log:
   format: json
   level: info

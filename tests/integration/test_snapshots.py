@@ -63,6 +63,7 @@ def snapshots(stack, tmp_path_factory):
             "topics": topics,
         }],
         "kafka": {"bootstrap_servers": bootstrap},
+        "health": {"port": 0},
         "log": {"format": "json"},
     }))
     log_path = tmp / "collector.log"

@@ -197,7 +197,7 @@ async def test_service_loop_survives_garbage_and_logs_one_line_per_failure(rms):
         rm.fault = None
         for _ in range(100):
             await asyncio.sleep(0.05)
-            if sink.events:
+            if summary(sink.events):
                 break
         stop.set()
         await asyncio.wait_for(task, 5)
