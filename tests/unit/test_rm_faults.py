@@ -16,21 +16,8 @@ from collector.parsing import ParseError
 from collector.rm_client import NoActiveRM
 from collector.schemas import validate
 from collector.service import ClusterWorker
+from tests.memory_sink import MemorySink
 from tests.scripted_rm import ScriptedRM
-
-
-class MemorySink:
-    """Records delivered batches; ``fail`` makes delivery raise like a broker outage."""
-
-    def __init__(self) -> None:
-        self.events = []
-
-    async def start(self) -> None: ...
-
-    async def send(self, events, topics) -> None:
-        self.events.extend(events)
-
-    async def close(self) -> None: ...
 
 
 @pytest.fixture
@@ -287,3 +274,4 @@ async def test_backfill_is_exact_on_a_first_start(rms):
     await worker.cycle()
     assert summary(sink.events) == [("0014", "state_changed", None, "FINISHED")]
     await worker.close()
+
