@@ -11,7 +11,7 @@ import pytest
 import structlog
 
 from collector.config import ClusterConfig, ResourceManagerConfig
-from collector.http import PeerError
+from collector.http import PeerError, RetryPolicy
 from collector.parsing import ParseError
 from collector.rm_client import NoActiveRM
 from collector.schemas import validate
@@ -275,3 +275,21 @@ async def test_backfill_is_exact_on_a_first_start(rms):
     assert summary(sink.events) == [("0014", "state_changed", None, "FINISHED")]
     await worker.close()
 
+
+async def test_an_rm_answering_5xx_is_left_for_the_other_one(rms):
+    # e.g. a gateway in front of a dead RM answering 503, or an RM failing every request with a
+    # 500: polling it again and again would stop collection although the other RM is active
+    rm1, rm2 = await rms(2)
+    for rm in (rm1, rm2):
+        rm.put("application_1_0015", "RUNNING")
+    sink = MemorySink()
+    worker = worker_for([rm1.url, rm2.url], sink)
+    worker.rm.peer._retry = RetryPolicy(attempts=1)
+    await worker.cycle()
+    rm1.fault = "500"
+    rm2.put("application_1_0015", "FINISHED", finishedTime=1_700_000_080_000)
+    await worker.cycle()
+    assert worker.rm.active_url == rm2.url
+    assert worker.rm.failovers == 1
+    assert summary(sink.events)[-1] == ("0015", "state_changed", "RUNNING", "FINISHED")
+    await worker.close()
