@@ -293,3 +293,22 @@ async def test_an_rm_answering_5xx_is_left_for_the_other_one(rms):
     assert worker.rm.failovers == 1
     assert summary(sink.events)[-1] == ("0015", "state_changed", "RUNNING", "FINISHED")
     await worker.close()
+
+
+async def test_a_restart_is_the_same_rm_with_a_new_id_and_a_failover_is_not(rms):
+    rm1, rm2 = await rms(2)
+    rm2.cluster_id = 1700000000500  # each RM of a pair has its own id (its start time)
+    rm2.ha_state = "STANDBY"
+    sink = MemorySink()
+    worker = worker_for([rm1.url, rm2.url], sink)
+    with structlog.testing.capture_logs() as logs:
+        await worker.cycle()
+        rm1.ha_state, rm2.ha_state = "STANDBY", "ACTIVE"  # failover: another id, no restart
+        await worker.cycle()
+        rm1.cluster_id, rm1.ha_state, rm2.ha_state = 1700000000900, "ACTIVE", "STANDBY"  # rm1 restarted
+        await worker.cycle()
+        await worker.cycle()
+    restarts = [(e.get("rm"), e["old_id"], e["new_id"]) for e in logs if e["event"] == "rm.restarted"]
+    assert restarts == [(rm1.url, 1700000000000, 1700000000900)]
+    assert worker.state.rm_cluster_id == 1700000000900
+    await worker.close()
