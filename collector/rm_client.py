@@ -117,11 +117,15 @@ class ResourceManager:
         )
 
     async def app(self, app_id: str) -> RawApp | None:
-        """One app, or None when the RM no longer knows it (evicted or lost in a restart)."""
+        """One app, or None when the RM no longer knows it (evicted or lost in a restart).
+
+        Only the RM's own answer counts (its NotFoundException): a 404 page from a proxy or
+        gateway in front of it says nothing about the app, and a wrong None would report it
+        vanished."""
         try:
             resp = await self._get(f"{APPS_PATH}/{app_id}")
         except PeerHTTPError as exc:
-            if exc.status == 404:
+            if exc.status == 404 and "NotFoundException" in exc.body_excerpt:
                 return None
             raise
         return parse_app(resp.body)

@@ -75,8 +75,10 @@ class ScriptedRM:
 
     def _fault(self, path: str) -> web.Response | None:
         f = self.fault
-        if f in (None, "slow"):
+        if f in (None, "slow") or (f == "gateway-404" and path.count("/") == 4):
             return None
+        if f == "gateway-404":  # a proxy without a route for the one-app path
+            return web.Response(status=404, text="<html><body>Not Found</body></html>", content_type="text/html")
         if f == "standby-307":
             return web.Response(status=307, text=(CASES / "rm/standby-3x-307.body.txt").read_text(),
                                 headers={"Location": "http://127.0.0.1:1" + path})

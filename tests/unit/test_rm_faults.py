@@ -312,3 +312,23 @@ async def test_a_restart_is_the_same_rm_with_a_new_id_and_a_failover_is_not(rms)
     assert restarts == [(rm1.url, 1700000000000, 1700000000900)]
     assert worker.state.rm_cluster_id == 1700000000900
     await worker.close()
+
+
+async def test_only_the_rms_own_not_found_makes_an_app_vanish(rms):
+    # a gateway in front of the RM answering 404 for the one-app path is not the RM saying
+    # it no longer knows the app: the app stays as it was (unknown), nothing is reported
+    (rm,) = await rms(1)
+    rm.put("application_1_0016", "RUNNING")
+    sink = MemorySink()
+    worker = worker_for([rm.url], sink)
+    await worker.cycle()
+    rm.put("application_1_0016", "FINISHED", finishedTime=5)  # outside the ended window: looked up
+    rm.fault = "gateway-404"
+    with structlog.testing.capture_logs() as logs:
+        await worker.cycle()
+    assert summary(sink.events) == [("0016", "state_changed", None, "RUNNING")]
+    assert [e["event"] for e in logs if e["event"] == "rm.lookup_failed"] == ["rm.lookup_failed"]
+    rm.fault = None
+    await worker.cycle()
+    assert summary(sink.events)[-1] == ("0016", "state_changed", "RUNNING", "FINISHED")
+    await worker.close()
