@@ -2,7 +2,8 @@
 
 Standby RMs answer in several ways, all of which mean "ask the other one":
 a 307 (with or without ``Location``), a 200 ``text/plain`` "This is standby RM ...",
-"There is no active RM right now", or any other non-JSON body. ``/ws/v1/cluster/info``
+"There is no active RM right now", or any other non-JSON body. A 5xx that outlasts the
+HTTP layer's retries also sends the client to the other RM. ``/ws/v1/cluster/info``
 is never redirected and tells the HA state directly, so it is how the active RM is found.
 """
 
@@ -117,11 +118,15 @@ class ResourceManager:
         )
 
     async def app(self, app_id: str) -> RawApp | None:
-        """One app, or None when the RM no longer knows it (evicted or lost in a restart)."""
+        """One app, or None when the RM no longer knows it (evicted or lost in a restart).
+
+        Only the RM's own answer counts (its NotFoundException): a 404 page from a proxy or
+        gateway in front of it says nothing about the app, and a wrong None would report it
+        vanished."""
         try:
             resp = await self._get(f"{APPS_PATH}/{app_id}")
         except PeerHTTPError as exc:
-            if exc.status == 404:
+            if exc.status == 404 and "NotFoundException" in exc.body_excerpt:
                 return None
             raise
         return parse_app(resp.body)
@@ -139,7 +144,11 @@ class ResourceManager:
                 resp = await self.peer.get(base + path, params)
                 classify(resp)
                 return resp
-            except (StandbyAnswer, PeerUnreachable) as exc:
+            except (StandbyAnswer, PeerUnreachable, PeerHTTPError) as exc:
+                if isinstance(exc, PeerHTTPError) and exc.status < 500:
+                    raise  # about the request (404, 403), not about this RM
+                # 5xx after the HTTP layer's retries: an RM (or its gateway) in trouble, maybe
+                # for good; the other RM may be the active one by now.
                 last = exc
                 if len(self.urls) == 1:
                     raise

@@ -4,18 +4,38 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 
-@pytest.fixture
-async def serve():
-    """Start a scripted peer (anything with ``app()`` and ``url``) on 127.0.0.1; closed after."""
-    started = []
+class Servers:
+    """Starts scripted peers (anything with ``app()`` and ``url``) on 127.0.0.1. A peer can be
+    stopped (connection refused) and started again on the same port, like a restarted daemon."""
 
-    async def start(thing):
-        server = TestServer(thing.app(), host="127.0.0.1")
+    def __init__(self) -> None:
+        self._running: dict[int, TestServer] = {}
+        self._ports: dict[int, int] = {}
+
+    async def __call__(self, thing, port: int | None = None):
+        server = TestServer(thing.app(), host="127.0.0.1", port=port)
         await server.start_server()
         thing.url = str(server.make_url("")).rstrip("/")
-        started.append(server)
+        self._running[id(thing)] = server
+        self._ports[id(thing)] = server.port
         return thing
 
-    yield start
-    for server in started:
-        await server.close()
+    async def stop(self, thing) -> None:
+        await self._running.pop(id(thing)).close()
+
+    async def restart(self, thing):
+        return await self(thing, port=self._ports[id(thing)])
+
+    async def close(self) -> None:
+        for server in self._running.values():
+            await server.close()
+        self._running.clear()
+
+
+@pytest.fixture
+async def serve():
+    """``await serve(peer)`` starts a scripted peer; ``serve.stop``/``serve.restart`` take it down
+    and up again on the same port. All are closed after the test."""
+    servers = Servers()
+    yield servers
+    await servers.close()
