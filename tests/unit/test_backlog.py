@@ -15,9 +15,10 @@ from collector.schemas import validate
 from collector.service import ClusterWorker
 from collector.sinks import SinkError
 from collector.state_store import FileStore
+from tests.memory_sink import MemorySink
 from tests.scripted_rm import ScriptedRM
 
-from .test_rm_faults import MemorySink, summary
+from .test_rm_faults import summary
 
 
 class SwitchableSink(MemorySink):

@@ -15,7 +15,7 @@ import time
 
 import structlog
 
-from collector.config import ClusterConfig, Config, PollConfig, ResourceManagerConfig, SnapshotConfig
+from collector.config import ClusterConfig, Config, PollConfig, ResourceManagerConfig, SnapshotConfig, StateConfig
 from collector.events import FINISHED, STATE_CHANGED, VANISHED
 from collector.schemas import validate
 from collector.service import make_workers, run_service
@@ -40,8 +40,9 @@ def config(urls, *, interval=0.05, timeout=2.0, max_backoff=0.5) -> Config:
         resourcemanager=ResourceManagerConfig(urls=list(urls)),
         poll=PollConfig(interval=interval, timeout=timeout, max_backoff=max_backoff),
         snapshots=SnapshotConfig(cluster_interval=0, queue_interval=0, hdfs_interval=0),
+        heartbeat_interval=0,
     )
-    return Config(clusters=[cluster])
+    return Config(clusters=[cluster], state=StateConfig(store="memory"))
 
 
 @contextlib.asynccontextmanager

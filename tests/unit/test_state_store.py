@@ -10,9 +10,10 @@ import pytest
 from collector.config import ClusterConfig, ResourceManagerConfig
 from collector.service import ClusterWorker
 from collector.state_store import CheckpointError, FileStore
+from tests.memory_sink import MemorySink
 from tests.scripted_rm import ScriptedRM
 
-from .test_rm_faults import MemorySink, summary
+from .test_rm_faults import summary
 
 
 def worker(rm_url, sink, store, fresh=False):
