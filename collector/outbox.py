@@ -13,19 +13,28 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from .enrichment import Pending
 from .events import Event
-from .tracker import Transition
+from .tracker import Step
 
 
 @dataclass(slots=True)
 class Queued:
     event: Event
     size: int  # encoded bytes, counted against the bound
-    #: What the acknowledgement makes durable: a transition, or a finished event's app.
-    transition: Transition | None = None
     observed_at_ms: int = 0
+    #: What the acknowledgement makes durable (plain data, checkpointed with the backlog):
+    #: a transition's step, and for an end the enrichment entry it opens; or the application
+    #: whose finished event this is.
+    step: Step | None = None
+    pending: Pending | None = None
     finished_app: str | None = None
     acked: bool = False
+
+    @property
+    def stateful(self) -> bool:
+        """Its acknowledgement changes the checkpoint (snapshots and heartbeats do not)."""
+        return self.step is not None or self.finished_app is not None
 
 
 class Outbox:
@@ -69,6 +78,10 @@ class Outbox:
             self.bytes -= entry.size
             done.append(entry)
         return done
+
+    def stateful(self) -> list[Queued]:
+        """The entries a checkpoint keeps, in order: sent again first after a restart."""
+        return [entry for entry in self._entries if entry.stateful]
 
     def oldest_ms(self) -> int | None:
         return self._entries[0].observed_at_ms if self._entries else None

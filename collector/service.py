@@ -45,7 +45,7 @@ from .rm_poller import PollResult, RmPoller
 from .shs_client import SparkHistory
 from .sinks import Sink, SinkError
 from .state_store import FileStore
-from .tracker import TrackerState, commit, copy_state, prune
+from .tracker import TrackerState, apply, copy_state, prune, step_of
 from .webhdfs_client import NoActiveNameNode, WebHdfs
 
 log = structlog.get_logger(__name__)
@@ -91,13 +91,22 @@ class ClusterWorker:
         poll = self.cfg.poll
         if self.store is not None and not self.fresh:
             saved = self.store.load()  # CheckpointError: refuse to start rather than start from zero
-            if saved is not None:
-                self.state, self.pending = saved
-                log.info("checkpoint.loaded", cluster=self.cfg.name, apps=len(self.state.apps),
-                         pending=len(self.pending), watermark=self.state.watermark)
+        else:
+            saved = None
+        if saved is not None:
+            self.state, self.pending = saved.state, saved.pending
+            log.info("checkpoint.loaded", cluster=self.cfg.name, apps=len(self.state.apps),
+                     pending=len(self.pending), watermark=self.state.watermark, backlog=len(saved.backlog))
         #: What has been queued: the poller diffs against it (ahead of ``state`` by the backlog).
         self.seen = copy_state(self.state)
         self.outbox = Outbox(self.backlog_max_bytes)
+        #: The backlog holds events the checkpoint does not have yet: save before sending them.
+        self._unsaved = False
+        self._finishing: set[str] = set()  # finished events in the backlog, by app id
+        if saved is not None:  # events queued before the stop go out first, as they were
+            apply(self.seen, [q.step for q in saved.backlog if q.step is not None])
+            self.outbox.put(saved.backlog)
+            self._finishing.update(q.finished_app for q in saved.backlog if q.finished_app is not None)
         self.started_ms = self.clock()
         self.last_poll_ok_ms: int | None = None
         self.last_poll_error: str | None = None
@@ -105,7 +114,6 @@ class ClusterWorker:
         self.delivery_ok = True  # the last delivery attempt succeeded (or none was needed)
         self._queued = asyncio.Event()
         self._paused = False
-        self._finishing: set[str] = set()  # finished events in the backlog, by app id
         self._peers: list[HttpPeer] = []
         self._tries: dict[str, asyncio.Task[Outcome]] = {}
         self._warned: dict[str, float] = {}
@@ -184,6 +192,7 @@ class ClusterWorker:
         self.outbox.put(entries)
         if entries:
             self._queued.set()
+            self._unsaved = self._unsaved or any(e.stateful for e in entries)
         METRICS.set_backlog(self.cfg.name, len(self.outbox), self.outbox.bytes)
 
     def _entry(self, event: Event, observed_at_ms: int, **effect: object) -> Queued | None:
@@ -212,10 +221,13 @@ class ClusterWorker:
             except Exception as exc:  # one odd record must not hold up every other app
                 log.warning("event.build_failed", cluster=self.cfg.name, app_id=t.app_id, error=repr(exc))
                 continue
-            entry = self._entry(event, observed_at, transition=t)
+            opens = None  # an end opens the wait for its finished event, once Kafka has the end
+            if t.app is not None and t.state in TERMINAL_STATES:
+                opens = pending_for(t.app, event.envelope["data"]["application"], observed_at)
+            entry = self._entry(event, observed_at, step=step_of(t), pending=opens)
             if entry is not None:  # else not marked seen: derived (and reported) again next cycle
                 entries.append(entry)
-        commit(self.seen, [e.transition for e in entries if e.transition is not None])
+        apply(self.seen, [e.step for e in entries if e.step is not None])
         self._queue(entries)
         self._refresh_pending(result.view)
         prune(self.seen, self._overlap_ms)
@@ -238,6 +250,10 @@ class ClusterWorker:
         enrichment queue, checkpoint). Returns how many events Kafka acknowledged; raises
         ``SinkError`` after settling whatever part of a batch was acknowledged."""
         delivered = 0
+        if self._unsaved:
+            # Write ahead: once sent, these must be sent again as they are (not derived anew)
+            # if the process dies before their acknowledgement is checkpointed.
+            self._checkpoint()
         while batch := self.outbox.unacked(DELIVERY_BATCH):
             failure: SinkError | None = None
             try:
@@ -263,14 +279,12 @@ class ClusterWorker:
             return
         transitions = 0
         for q in done:
-            t = q.transition
-            if t is not None:
-                commit(self.state, [t])
+            if q.step is not None:
+                apply(self.state, [q.step])
                 transitions += 1
                 # Only now, with the end on Kafka, may its finished event follow (same key, later).
-                if t.app is not None and t.state in TERMINAL_STATES and t.app_id not in self.pending:
-                    record = q.event.envelope["data"]["application"]
-                    self.pending[t.app_id] = pending_for(t.app, record, q.observed_at_ms)
+                if q.pending is not None and q.pending.app_id not in self.pending:
+                    self.pending[q.pending.app_id] = q.pending
             elif q.finished_app is not None:
                 self.pending.pop(q.finished_app, None)
                 self._finishing.discard(q.finished_app)
@@ -347,7 +361,8 @@ class ClusterWorker:
     def _checkpoint(self) -> None:
         """Save what Kafka has acknowledged; a restart resumes from here (same ids)."""
         if self.store is not None:
-            self.store.save(self.state, self.pending)
+            self.store.save(self.state, self.pending, self.outbox.stateful())
+            self._unsaved = False
             self.last_checkpoint_ms = self.clock()
             METRICS.checkpoint_saved(self.cfg.name, self.last_checkpoint_ms)
 

@@ -115,17 +115,39 @@ def missing_active(state: TrackerState, view: Mapping[str, RawApp], unreadable: 
     ]
 
 
+@dataclass(frozen=True, slots=True)
+class Step:
+    """What one transition changes in the state: plain data, so that a transition queued for
+    Kafka can be checkpointed with the backlog and applied once it is acknowledged."""
+
+    app_id: str
+    seq: int
+    vanished: bool
+    state: str
+    finished_time: int | None
+
+
+def step_of(t: Transition) -> Step:
+    finished = t.app.finishedTime if t.app is not None and t.app.finishedTime else None
+    return Step(t.app_id, t.seq, t.change is Change.VANISHED, t.state, finished)
+
+
 def commit(state: TrackerState, transitions: Iterable[Transition]) -> None:
-    """Apply delivered transitions to ``state`` (in place) and advance the watermark."""
+    """Apply transitions to ``state`` (in place) and advance the watermark."""
+    apply(state, [step_of(t) for t in transitions])
+
+
+def apply(state: TrackerState, steps: Iterable[Step]) -> None:
+    """``commit`` for steps."""
     apps = state.apps
-    for t in transitions:
-        if t.change is Change.VANISHED:
+    for t in steps:
+        if t.vanished:
             tracked = apps[t.app_id]
             tracked.seq = t.seq
             tracked.visible = False
             tracked.vanished_at = state.watermark
             continue
-        finished = t.app.finishedTime if t.app is not None and t.app.finishedTime else None
+        finished = t.finished_time
         tracked = apps.get(t.app_id)
         if tracked is None:
             apps[t.app_id] = Tracked(t.state, t.seq, finished)
