@@ -49,6 +49,7 @@ clusters:
   - name: it
     resourcemanager: {{urls: "http://127.0.0.1:{closed_port()}"}}
     snapshots: {{queue_interval: 0}}
+    heartbeat_interval: 0
     topics: {{applications: {applications}, cluster: {cluster_topic}}}
 kafka: {{bootstrap_servers: "{bootstrap}"}}
 health: {{port: 0}}
@@ -59,7 +60,7 @@ health: {{port: 0}}
 def test_check_topics_names_the_missing_one_and_creates_nothing(kafka):
     present, missing = create_topic(kafka, partitions=1), f"hec-it-missing-{uuid.uuid4().hex[:8]}"
     cluster = ClusterConfig(name="it", resourcemanager=ResourceManagerConfig(urls="http://127.0.0.1:1"),
-                            snapshots=SnapshotConfig(queue_interval=0),
+                            snapshots=SnapshotConfig(queue_interval=0), heartbeat_interval=0,
                             topics={"applications": present, "cluster": missing})
     checks = {c.topic: c for c in asyncio.run(check_topics(KafkaConfig(bootstrap_servers=kafka), [cluster]))}
     assert set(checks) == {present, missing}
