@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import msgspec
 
-from .parsing import ParseError, first_line
+from .parsing import ParseError, as_int, first_line
 
 ACTIVE_STATES = ("NEW", "NEW_SAVING", "SUBMITTED", "ACCEPTED", "RUNNING")
 TERMINAL_STATES = ("FINISHED", "FAILED", "KILLED")
@@ -218,7 +218,7 @@ def resource_seconds(raw: msgspec.Raw | None) -> dict[str, int] | None:
         return None
     try:
         top = json.loads(bytes(raw), object_pairs_hook=_Pairs)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if not isinstance(top, _Pairs):
         return None
@@ -231,9 +231,7 @@ def resource_seconds(raw: msgspec.Raw | None) -> dict[str, int] | None:
         if not isinstance(entry, _Pairs):
             continue
         fields = dict(entry)
-        name, amount = fields.get("key"), fields.get("value")
-        try:
-            result[str(name)] = int(amount)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            continue
+        name, amount = fields.get("key"), as_int(fields.get("value"))
+        if isinstance(name, str) and amount is not None:
+            result[name] = amount
     return result or None

@@ -3,9 +3,11 @@ as plain examples: each must give typed records, or the parser's typed error, an
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from collector.parsing import LONG_MAX, LONG_MIN, as_int
+from collector.rm_models import resource_seconds
 
 
 @pytest.mark.parametrize("text", ["²", "--5", "9" * 5000, "1e400", str(LONG_MAX + 1), str(LONG_MIN - 1), "1e30"])
@@ -17,3 +19,16 @@ def test_as_int_keeps_what_is_a_long():
     assert [as_int(v) for v in (" 12 ", "-7", str(LONG_MAX), LONG_MIN, "1e3", 2.0)] == [12, -7, LONG_MAX, LONG_MIN,
                                                                                        1000, 2]
     assert as_int(LONG_MAX + 1) is None and as_int(True) is None
+
+
+@pytest.mark.parametrize("value", [b"Infinity", b"-Infinity", b"1e400", b"123456789012345678901234567890", b"true",
+                                   b"[1]", b'"x"'])
+def test_resource_seconds_drops_values_that_are_not_counts(value):
+    raw = b'{"entry":{"key":"memory-mb","value":%s},"entry":{"key":"vcores","value":7}}' % value
+    assert resource_seconds(msgspec.Raw(raw)) == {"vcores": 7}
+
+
+def test_resource_seconds_drops_entries_without_a_name_and_survives_deep_nesting():
+    assert resource_seconds(msgspec.Raw(b'{"entry":[{"value":5},{"key":null,"value":5},{"key":"gpu","value":"2"}]}')) \
+        == {"gpu": 2}
+    assert resource_seconds(msgspec.Raw(b'{"entry":' + b"[" * 5000 + b"]" * 5000 + b"}")) is None
