@@ -12,7 +12,9 @@ which is cheaper than building dicts for the whole answer.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -25,11 +27,16 @@ TERMINAL_STATES = ("FINISHED", "FAILED", "KILLED")
 _NULL_RAW = msgspec.Raw(b"null")
 
 
+#: What events can carry: an element with another id or state is unreadable, not a record.
+AppId = Annotated[str, msgspec.Meta(pattern=r"^application_[0-9]+_[0-9]+\Z")]
+AppState = Literal["NEW", "NEW_SAVING", "SUBMITTED", "ACCEPTED", "RUNNING", "FINISHED", "FAILED", "KILLED"]
+
+
 class RawApp(msgspec.Struct, kw_only=True):
     """One element of ``apps.app`` as the RM sends it (Hadoop 2.7 to 3.x)."""
 
-    id: str
-    state: str
+    id: AppId
+    state: AppState
     user: str | None = None
     name: str | None = None
     queue: str | None = None
@@ -185,7 +192,10 @@ def _loose_id(raw: msgspec.Raw) -> str | None:
     except ValueError:
         return None
     app_id = value.get("id") if isinstance(value, dict) else None
-    return app_id if isinstance(app_id, str) and app_id.startswith("application_") else None
+    return app_id if isinstance(app_id, str) and _APP_ID.fullmatch(app_id) else None
+
+
+_APP_ID = re.compile(r"application_[0-9]+_[0-9]+")
 
 
 def parse_app(body: bytes) -> RawApp:

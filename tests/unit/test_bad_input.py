@@ -3,11 +3,13 @@ as plain examples: each must give typed records, or the parser's typed error, an
 
 from __future__ import annotations
 
+import typing
+
 import msgspec
 import pytest
 
-from collector.parsing import LONG_MAX, LONG_MIN, as_int
-from collector.rm_models import resource_seconds
+from collector.parsing import LONG_MAX, LONG_MIN, ParseError, as_int
+from collector.rm_models import ACTIVE_STATES, TERMINAL_STATES, AppState, parse_app, parse_apps, resource_seconds
 
 
 @pytest.mark.parametrize("text", ["²", "--5", "9" * 5000, "1e400", str(LONG_MAX + 1), str(LONG_MIN - 1), "1e30"])
@@ -32,3 +34,16 @@ def test_resource_seconds_drops_entries_without_a_name_and_survives_deep_nesting
     assert resource_seconds(msgspec.Raw(b'{"entry":[{"value":5},{"key":null,"value":5},{"key":"gpu","value":"2"}]}')) \
         == {"gpu": 2}
     assert resource_seconds(msgspec.Raw(b'{"entry":' + b"[" * 5000 + b"]" * 5000 + b"}")) is None
+
+
+def test_an_app_without_a_yarn_id_or_state_is_not_a_record():
+    # Each of these became a record whose events failed their schema (and were dropped as our bug).
+    body = (b'{"apps":{"app":[{"id":"ana","state":"RUNNING"},{"id":"application_1_1\\n","state":"RUNNING"},'
+            b'{"id":"application_1_2","state":"running"},{"id":"application_1_3","state":"http://nm:8042/"},'
+            b'{"id":"application_1_4","state":"RUNNING"}]}}')
+    page = parse_apps(body)
+    assert [a.id for a in page.apps] == ["application_1_4"]
+    assert page.unreadable_ids == {"application_1_2", "application_1_3"} and not page.complete
+    with pytest.raises(ParseError):
+        parse_app(b'{"app":{"id":"job_1_1","state":"RUNNING"}}')
+    assert typing.get_args(AppState) == ACTIVE_STATES + TERMINAL_STATES
