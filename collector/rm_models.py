@@ -18,7 +18,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from .parsing import ParseError, as_int, first_line
+from .parsing import Long, ParseError, as_int, first_line
 
 ACTIVE_STATES = ("NEW", "NEW_SAVING", "SUBMITTED", "ACCEPTED", "RUNNING")
 TERMINAL_STATES = ("FINISHED", "FAILED", "KILLED")
@@ -45,33 +45,33 @@ class RawApp(msgspec.Struct, kw_only=True):
     trackingUI: str | None = None
     trackingUrl: str | None = None
     diagnostics: str | None = None
-    clusterId: int | None = None
+    clusterId: Long | None = None
     applicationType: str | None = None
     applicationTags: str | None = None
-    priority: int | None = None
-    startedTime: int | None = None
-    launchTime: int | None = None
-    finishedTime: int | None = None
-    elapsedTime: int | None = None
+    priority: Long | None = None
+    startedTime: Long | None = None
+    launchTime: Long | None = None
+    finishedTime: Long | None = None
+    elapsedTime: Long | None = None
     amContainerLogs: str | None = None
     amHostHttpAddress: str | None = None
-    allocatedMB: int | None = None
-    allocatedVCores: int | None = None
-    reservedMB: int | None = None
-    reservedVCores: int | None = None
-    runningContainers: int | None = None
-    memorySeconds: int | None = None
-    vcoreSeconds: int | None = None
+    allocatedMB: Long | None = None
+    allocatedVCores: Long | None = None
+    reservedMB: Long | None = None
+    reservedVCores: Long | None = None
+    runningContainers: Long | None = None
+    memorySeconds: Long | None = None
+    vcoreSeconds: Long | None = None
     queueUsagePercentage: float | None = None
     clusterUsagePercentage: float | None = None
     # Raw: the RM repeats the key "entry", which a dict decoder would collapse.
     resourceSecondsMap: msgspec.Raw = _NULL_RAW
-    preemptedResourceMB: int | None = None
-    preemptedResourceVCores: int | None = None
-    numNonAMContainerPreempted: int | None = None
-    numAMContainerPreempted: int | None = None
-    preemptedMemorySeconds: int | None = None
-    preemptedVcoreSeconds: int | None = None
+    preemptedResourceMB: Long | None = None
+    preemptedResourceVCores: Long | None = None
+    numNonAMContainerPreempted: Long | None = None
+    numAMContainerPreempted: Long | None = None
+    preemptedMemorySeconds: Long | None = None
+    preemptedVcoreSeconds: Long | None = None
     logAggregationStatus: str | None = None
     unmanagedApplication: bool | None = None
 
@@ -102,8 +102,8 @@ class _OneAppAnswer(msgspec.Struct):
 
 
 class ClusterInfo(msgspec.Struct, kw_only=True):
-    id: int | None = None
-    startedOn: int | None = None
+    id: Long | None = None
+    startedOn: Long | None = None
     state: str | None = None
     haState: str | None = None
     rmStateStoreName: str | None = None

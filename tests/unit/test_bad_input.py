@@ -9,7 +9,15 @@ import msgspec
 import pytest
 
 from collector.parsing import LONG_MAX, LONG_MIN, ParseError, as_int
-from collector.rm_models import ACTIVE_STATES, TERMINAL_STATES, AppState, parse_app, parse_apps, resource_seconds
+from collector.rm_models import (
+    ACTIVE_STATES,
+    TERMINAL_STATES,
+    AppState,
+    parse_app,
+    parse_apps,
+    parse_cluster_info,
+    resource_seconds,
+)
 
 
 @pytest.mark.parametrize("text", ["²", "--5", "9" * 5000, "1e400", str(LONG_MAX + 1), str(LONG_MIN - 1), "1e30"])
@@ -47,3 +55,14 @@ def test_an_app_without_a_yarn_id_or_state_is_not_a_record():
     with pytest.raises(ParseError):
         parse_app(b'{"app":{"id":"job_1_1","state":"RUNNING"}}')
     assert typing.get_args(AppState) == ACTIVE_STATES + TERMINAL_STATES
+
+
+def test_ids_and_counts_wider_than_a_java_long_are_not_records():
+    # A priority of 2**63 made a record whose event the Kafka sink could not encode (TypeError).
+    over = b"%d" % (LONG_MAX + 1)
+    with pytest.raises(ParseError):
+        parse_cluster_info(b'{"clusterInfo":{"id":%s,"haState":"ACTIVE"}}' % over)
+    page = parse_apps(b'{"apps":{"app":[{"id":"application_1_1","state":"RUNNING","priority":"%s"}]}}' % over)
+    assert page.apps == [] and page.unreadable_ids == {"application_1_1"}
+    page = parse_apps(b'{"apps":{"app":[{"id":"application_1_1","state":"RUNNING","priority":%d}]}}' % LONG_MIN)
+    assert page.apps[0].priority == LONG_MIN
