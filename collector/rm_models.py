@@ -155,6 +155,8 @@ def parse_apps(body: bytes) -> AppsPage:
         if isinstance(exc, msgspec.ValidationError):
             return _parse_apps_one_by_one(body, exc)
         raise ParseError(f"apps answer is not valid JSON: {first_line(exc)}") from None
+    except RecursionError:  # msgspec raises it past the interpreter's depth limit
+        raise ParseError("apps answer is nested too deeply") from None
     if answer.apps is None or answer.apps.app is None:
         return AppsPage([])
     apps = answer.apps.app
@@ -165,7 +167,7 @@ def _parse_apps_one_by_one(body: bytes, first_error: Exception) -> AppsPage:
     """Slow path when some element has a wrong shape: keep every app that parses."""
     try:
         answer = _raw_apps_decoder.decode(body)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         raise ParseError(f"apps answer has an unexpected shape: {first_line(first_error)}") from None
     apps: list[RawApp] = []
     unreadable: set[str] = set()
@@ -174,7 +176,7 @@ def _parse_apps_one_by_one(body: bytes, first_error: Exception) -> AppsPage:
     for raw in (answer.apps.app if answer.apps and answer.apps.app else []):
         try:
             app = _app_decoder.decode(raw)
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, RecursionError) as exc:
             app_id = _loose_id(raw)
             if app_id is None:
                 complete = False
@@ -189,7 +191,7 @@ def _parse_apps_one_by_one(body: bytes, first_error: Exception) -> AppsPage:
 def _loose_id(raw: msgspec.Raw) -> str | None:
     try:
         value = json.loads(bytes(raw))
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     app_id = value.get("id") if isinstance(value, dict) else None
     return app_id if isinstance(app_id, str) and _APP_ID.fullmatch(app_id) else None
@@ -202,14 +204,14 @@ def parse_app(body: bytes) -> RawApp:
     """Parse ``/ws/v1/cluster/apps/{id}``."""
     try:
         return _one_app_decoder.decode(body).app
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise ParseError(f"app answer unreadable: {first_line(exc)}") from None
 
 
 def parse_cluster_info(body: bytes) -> ClusterInfo:
     try:
         return _cluster_info_decoder.decode(body).clusterInfo
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise ParseError(f"cluster info unreadable: {first_line(exc)}") from None
 
 

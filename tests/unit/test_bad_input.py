@@ -66,3 +66,22 @@ def test_ids_and_counts_wider_than_a_java_long_are_not_records():
     assert page.apps == [] and page.unreadable_ids == {"application_1_1"}
     page = parse_apps(b'{"apps":{"app":[{"id":"application_1_1","state":"RUNNING","priority":%d}]}}' % LONG_MIN)
     assert page.apps[0].priority == LONG_MIN
+
+
+DEEP = b"[" * 5000 + b"]" * 5000
+
+
+@pytest.mark.parametrize("parse", [parse_apps, parse_app, parse_cluster_info])
+@pytest.mark.parametrize("body", [
+    DEEP,
+    b'{"apps":{"app":[{"id":"application_1_1","state":"RUNNING","x":%s}]}}' % DEEP,
+    b'{"apps":{"app":[{"id":"application_1_1","state":0,"x":%s}]}}' % DEEP,
+    b'{"app":{"id":"application_1_1","state":"RUNNING","x":%s}}' % DEEP,
+    b'{"clusterInfo":{"id":1,"x":%s}}' % DEEP,
+])
+def test_rm_answers_nested_thousands_deep_are_parse_errors(parse, body):
+    # msgspec raises RecursionError (not a DecodeError) past the interpreter's depth limit.
+    try:
+        parse(body)
+    except ParseError:
+        pass
