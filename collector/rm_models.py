@@ -152,9 +152,8 @@ def parse_apps(body: bytes) -> AppsPage:
     try:
         answer = _apps_decoder.decode(body)
     except msgspec.DecodeError as exc:
-        if isinstance(exc, msgspec.ValidationError):
-            return _parse_apps_one_by_one(body, exc)
-        raise ParseError(f"apps answer is not valid JSON: {first_line(exc)}") from None
+        # A wrong shape, or text that is not UTF-8, in one element: the others still count.
+        return _parse_apps_one_by_one(body, exc)
     except RecursionError:  # msgspec raises it past the interpreter's depth limit
         raise ParseError("apps answer is nested too deeply") from None
     if answer.apps is None or answer.apps.app is None:
@@ -166,16 +165,17 @@ def parse_apps(body: bytes) -> AppsPage:
 def _parse_apps_one_by_one(body: bytes, first_error: Exception) -> AppsPage:
     """Slow path when some element has a wrong shape: keep every app that parses."""
     try:
-        answer = _raw_apps_decoder.decode(body)
+        answer = _raw_apps_decoder.decode(body)  # Raw elements: their text is not checked yet
     except (msgspec.DecodeError, RecursionError):
-        raise ParseError(f"apps answer has an unexpected shape: {first_line(first_error)}") from None
+        what = "has an unexpected shape" if isinstance(first_error, msgspec.ValidationError) else "is not valid JSON"
+        raise ParseError(f"apps answer {what}: {first_line(first_error)}") from None
     apps: list[RawApp] = []
     unreadable: set[str] = set()
     problems: list[str] = []
     complete = True
     for raw in (answer.apps.app if answer.apps and answer.apps.app else []):
         try:
-            app = _app_decoder.decode(raw)
+            app = _decode_app(raw)
         except (msgspec.DecodeError, RecursionError) as exc:
             app_id = _loose_id(raw)
             if app_id is None:
@@ -188,9 +188,22 @@ def _parse_apps_one_by_one(body: bytes, first_error: Exception) -> AppsPage:
     return AppsPage(apps, frozenset(unreadable), complete, tuple(problems))
 
 
+def _decode_app(raw: msgspec.Raw) -> RawApp:
+    try:
+        return _app_decoder.decode(raw)
+    except msgspec.DecodeError:
+        # Java writes a lone surrogate (text cut inside a pair, e.g. truncated diagnostics) as
+        # bytes that are not UTF-8: read the app with U+FFFD in their place.
+        text = bytes(raw)
+        repaired = text.decode("utf-8", "replace").encode()
+        if repaired == text:
+            raise
+        return _app_decoder.decode(repaired)
+
+
 def _loose_id(raw: msgspec.Raw) -> str | None:
     try:
-        value = json.loads(bytes(raw))
+        value = json.loads(bytes(raw).decode("utf-8", "replace"))
     except (ValueError, RecursionError):
         return None
     app_id = value.get("id") if isinstance(value, dict) else None

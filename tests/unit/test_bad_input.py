@@ -85,3 +85,16 @@ def test_rm_answers_nested_thousands_deep_are_parse_errors(parse, body):
         parse(body)
     except ParseError:
         pass
+
+
+@pytest.mark.parametrize("bad_text", [b"\xed\xa0\x80", b"\xff\xfe", b"caf\xe9"])
+def test_text_that_is_not_utf8_in_one_app_hides_no_other_app(bad_text):
+    # Was a ParseError for the whole answer: every app of the cluster unseen while that one is retained.
+    body = (b'{"apps":{"app":[{"id":"application_1_1","state":"RUNNING"},'
+            b'{"id":"application_1_2","state":"FAILED","diagnostics":"cut ' + bad_text + b'"},'
+            b'{"id":"application_1_3","state":"KILLED"}]}}')
+    page = parse_apps(body)
+    assert [a.id for a in page.apps] == ["application_1_1", "application_1_2", "application_1_3"]
+    assert page.apps[1].diagnostics.startswith("cut ") and "\ufffd" in page.apps[1].diagnostics and page.complete
+    with pytest.raises(ParseError, match="not valid JSON"):
+        parse_apps(body[:-5])
