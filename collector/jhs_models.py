@@ -80,7 +80,7 @@ def job_id_of(app_id: str) -> str:
 def parse_job(body: bytes) -> JhsJob:
     try:
         return _job_decoder.decode(body).job
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:  # msgspec: RecursionError past the depth limit
         raise ParseError(f"job answer unreadable: {first_line(exc)}") from None
 
 
@@ -94,7 +94,7 @@ def parse_counters(body: bytes) -> Counters:
     """``{group name: {counter name: total}}``; an empty dict when the job has no counters."""
     try:
         answer = _counters_decoder.decode(body).jobCounters
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:  # msgspec: RecursionError past the depth limit
         raise ParseError(f"counters answer unreadable: {first_line(exc)}") from None
     out: Counters = {}
     for group in _as_list(answer.counterGroup):

@@ -52,14 +52,14 @@ _executors_decoder = msgspec.json.Decoder(list[SparkExecutor], strict=False)
 def parse_app(body: bytes) -> SparkApp:
     try:
         return _app_decoder.decode(body)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:  # msgspec: RecursionError past the depth limit
         raise ParseError(f"Spark application answer unreadable: {first_line(exc)}") from None
 
 
 def parse_executors(body: bytes) -> list[SparkExecutor]:
     try:
         return _executors_decoder.decode(body)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:  # msgspec: RecursionError past the depth limit
         raise ParseError(f"Spark executors answer unreadable: {first_line(exc)}") from None
 
 

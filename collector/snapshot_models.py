@@ -68,7 +68,7 @@ def parse_content_summary(body: bytes) -> dict[str, Any]:
     """WebHDFS GETCONTENTSUMMARY; quotas of -1 (none) become null."""
     try:
         cs = _summary_decoder.decode(body).ContentSummary
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:  # msgspec: RecursionError past the depth limit
         raise ParseError(f"content summary unreadable: {first_line(exc)}") from None
     return {
         "directories": cs.directoryCount,

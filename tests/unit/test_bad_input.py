@@ -8,6 +8,7 @@ import typing
 import msgspec
 import pytest
 
+from collector import jhs_models, shs_models, snapshot_models
 from collector.parsing import LONG_MAX, LONG_MIN, ParseError, as_int
 from collector.rm_models import (
     ACTIVE_STATES,
@@ -98,3 +99,15 @@ def test_text_that_is_not_utf8_in_one_app_hides_no_other_app(bad_text):
     assert page.apps[1].diagnostics.startswith("cut ") and "\ufffd" in page.apps[1].diagnostics and page.complete
     with pytest.raises(ParseError, match="not valid JSON"):
         parse_apps(body[:-5])
+
+
+@pytest.mark.parametrize("parse, body", [
+    (jhs_models.parse_job, b'{"job":{"id":"job_1_1","acls":%s}}' % DEEP),
+    (jhs_models.parse_counters, b'{"jobCounters":{"id":"job_1_1","counterGroup":%s}}' % DEEP),
+    (shs_models.parse_app, b'{"id":"application_1_1","attempts":[{"x":%s}]}' % DEEP),
+    (shs_models.parse_executors, b'[{"id":"driver","executorLogs":%s}]' % DEEP),
+    (snapshot_models.parse_content_summary, b'{"ContentSummary":{"typeQuota":%s}}' % DEEP),
+])
+def test_history_and_webhdfs_answers_nested_thousands_deep_are_parse_errors(parse, body):
+    with pytest.raises(ParseError):
+        parse(body)
