@@ -103,10 +103,10 @@ def test_text_that_is_not_utf8_in_one_app_hides_no_other_app(bad_text):
 
 @pytest.mark.parametrize("parse, body", [
     (jhs_models.parse_job, b'{"job":{"id":"job_1_1","acls":%s}}' % DEEP),
-    (jhs_models.parse_counters, b'{"jobCounters":{"id":"job_1_1","counterGroup":%s}}' % DEEP),
+    (jhs_models.parse_counters, b'{"jobCounters":{"id":"job_1_1","counterGroup":[{"counter":[],"x":%s}]}}' % DEEP),
     (shs_models.parse_app, b'{"id":"application_1_1","attempts":[{"x":%s}]}' % DEEP),
     (shs_models.parse_executors, b'[{"id":"driver","executorLogs":%s}]' % DEEP),
-    (snapshot_models.parse_content_summary, b'{"ContentSummary":{"typeQuota":%s}}' % DEEP),
+    (snapshot_models.parse_content_summary, b'{"ContentSummary":{"typeQuota":{"DISK":{"x":%s}}}}' % DEEP),
 ])
 def test_history_and_webhdfs_answers_nested_thousands_deep_are_parse_errors(parse, body):
     with pytest.raises(ParseError):
