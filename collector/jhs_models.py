@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from .parsing import ParseError, first_line
+from .parsing import Long, ParseError, first_line
 
 FS_GROUPS = ("org.apache.hadoop.mapreduce.FileSystemCounter", "FileSystemCounters")
 INPUT_GROUPS = (
@@ -31,13 +31,13 @@ class JhsJob(msgspec.Struct, kw_only=True):
     state: str | None = None
     user: str | None = None
     queue: str | None = None
-    mapsTotal: int | None = None
-    reducesTotal: int | None = None
+    mapsTotal: Long | None = None
+    reducesTotal: Long | None = None
     uberized: bool | None = None
-    failedMapAttempts: int | None = None
-    failedReduceAttempts: int | None = None
-    killedMapAttempts: int | None = None
-    killedReduceAttempts: int | None = None
+    failedMapAttempts: Long | None = None
+    failedReduceAttempts: Long | None = None
+    killedMapAttempts: Long | None = None
+    killedReduceAttempts: Long | None = None
     diagnostics: str | None = None
 
 
@@ -47,7 +47,7 @@ class _JobAnswer(msgspec.Struct):
 
 class _Counter(msgspec.Struct, kw_only=True):
     name: str | None = None
-    totalCounterValue: int | None = None
+    totalCounterValue: Long | None = None
 
 
 class _CounterGroup(msgspec.Struct, kw_only=True):

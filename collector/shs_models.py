@@ -6,17 +6,17 @@ from typing import Any
 
 import msgspec
 
-from .parsing import ParseError, first_line
+from .parsing import Long, ParseError, first_line
 
 
 class SparkAttempt(msgspec.Struct, kw_only=True):
     attemptId: str | None = None  # absent for client-mode apps: URLs then drop the segment
-    startTimeEpoch: int | None = None
-    endTimeEpoch: int | None = None
+    startTimeEpoch: Long | None = None
+    endTimeEpoch: Long | None = None
     completed: bool | None = None
     sparkUser: str | None = None
     appSparkVersion: str | None = None
-    duration: int | None = None
+    duration: Long | None = None
 
     @property
     def is_final(self) -> bool:
@@ -33,15 +33,15 @@ class SparkApp(msgspec.Struct, kw_only=True):
 class SparkExecutor(msgspec.Struct, kw_only=True):
     id: str | None = None  # "driver" or a number; an executor without one still counts
     isActive: bool | None = None
-    totalCores: int | None = None
-    totalInputBytes: int | None = None
-    totalShuffleRead: int | None = None
-    totalShuffleWrite: int | None = None
-    totalDuration: int | None = None
-    totalGCTime: int | None = None
-    failedTasks: int | None = None
-    completedTasks: int | None = None
-    totalTasks: int | None = None
+    totalCores: Long | None = None
+    totalInputBytes: Long | None = None
+    totalShuffleRead: Long | None = None
+    totalShuffleWrite: Long | None = None
+    totalDuration: Long | None = None
+    totalGCTime: Long | None = None
+    failedTasks: Long | None = None
+    completedTasks: Long | None = None
+    totalTasks: Long | None = None
     removeReason: str | None = None
 
 

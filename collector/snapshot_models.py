@@ -7,7 +7,7 @@ from typing import Any
 import msgspec
 import orjson
 
-from .parsing import ParseError, as_int, first_line
+from .parsing import Long, ParseError, as_int, first_line
 
 #: /ws/v1/cluster/metrics field -> our name. An RM version that lacks a field leaves it out.
 METRICS = {
@@ -38,17 +38,17 @@ def parse_cluster_metrics(body: bytes) -> dict[str, int | None]:
 
 
 class _StorageQuota(msgspec.Struct):
-    consumed: int | None = None
-    quota: int | None = None
+    consumed: Long | None = None
+    quota: Long | None = None
 
 
 class _ContentSummary(msgspec.Struct, kw_only=True):
-    directoryCount: int
-    fileCount: int
-    length: int
-    spaceConsumed: int
-    quota: int | None = None
-    spaceQuota: int | None = None
+    directoryCount: Long
+    fileCount: Long
+    length: Long
+    spaceConsumed: Long
+    quota: Long | None = None
+    spaceQuota: Long | None = None
     ecPolicy: str | None = None
     typeQuota: dict[str, _StorageQuota] | None = None
 

@@ -111,3 +111,21 @@ def test_text_that_is_not_utf8_in_one_app_hides_no_other_app(bad_text):
 def test_history_and_webhdfs_answers_nested_thousands_deep_are_parse_errors(parse, body):
     with pytest.raises(ParseError):
         parse(body)
+
+
+WIDE = b"%d" % (LONG_MAX + 1)
+
+
+@pytest.mark.parametrize("parse, body", [
+    (jhs_models.parse_job, b'{"job":{"id":"job_1_1","mapsTotal":%s}}' % WIDE),
+    (jhs_models.parse_counters,
+     b'{"jobCounters":{"counterGroup":{"counterGroupName":"g","counter":{"name":"c","totalCounterValue":%s}}}}' % WIDE),
+    (shs_models.parse_app, b'{"id":"application_1_1","attempts":[{"duration":"%s"}]}' % WIDE),
+    (shs_models.parse_executors, b'[{"id":"1","totalInputBytes":%s}]' % WIDE),
+    (snapshot_models.parse_content_summary,
+     b'{"ContentSummary":{"directoryCount":%s,"fileCount":1,"length":1,"spaceConsumed":1}}' % WIDE),
+])
+def test_history_and_webhdfs_numbers_wider_than_a_long_are_parse_errors(parse, body):
+    # They became figures or usage that the Kafka sink could not encode (TypeError).
+    with pytest.raises(ParseError):
+        parse(body)
