@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 import orjson
 
-from .parsing import Long, ParseError, as_int, first_line
+from .parsing import LONG_MAX, Long, ParseError, as_int, first_line
 
 #: /ws/v1/cluster/metrics field -> our name. An RM version that lacks a field leaves it out.
 METRICS = {
@@ -37,16 +37,20 @@ def parse_cluster_metrics(body: bytes) -> dict[str, int | None]:
     return {ours: as_int(raw[theirs]) for theirs, ours in METRICS.items() if theirs in raw}
 
 
+#: Sizes and counts: a negative one is no measurement at all (and no event could carry it).
+Count = Annotated[int, msgspec.Meta(ge=0, le=LONG_MAX)]
+
+
 class _StorageQuota(msgspec.Struct):
     consumed: Long | None = None
     quota: Long | None = None
 
 
 class _ContentSummary(msgspec.Struct, kw_only=True):
-    directoryCount: Long
-    fileCount: Long
-    length: Long
-    spaceConsumed: Long
+    directoryCount: Count
+    fileCount: Count
+    length: Count
+    spaceConsumed: Count
     quota: Long | None = None
     spaceQuota: Long | None = None
     ecPolicy: str | None = None

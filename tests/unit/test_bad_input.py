@@ -6,6 +6,7 @@ from __future__ import annotations
 import typing
 
 import msgspec
+import orjson
 import pytest
 
 from collector import jhs_models, shs_models, snapshot_models
@@ -129,3 +130,13 @@ def test_history_and_webhdfs_numbers_wider_than_a_long_are_parse_errors(parse, b
     # They became figures or usage that the Kafka sink could not encode (TypeError).
     with pytest.raises(ParseError):
         parse(body)
+
+
+@pytest.mark.parametrize("field", ["directoryCount", "fileCount", "length", "spaceConsumed"])
+def test_a_negative_content_summary_count_is_a_parse_error(field):
+    # directoryCount -1 became an hdfs.usage.snapshot that failed its schema (counts are >= 0).
+    summary = {"directoryCount": 1, "fileCount": 1, "length": 1, "spaceConsumed": 1, "quota": -1, field: -1}
+    with pytest.raises(ParseError):
+        snapshot_models.parse_content_summary(orjson.dumps({"ContentSummary": summary}))
+    summary[field] = 0
+    assert snapshot_models.parse_content_summary(orjson.dumps({"ContentSummary": summary}))["name_quota"] is None
