@@ -7,7 +7,7 @@ and the figures we name are looked up in it. A counter that is absent stays ``No
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -26,7 +26,7 @@ TASK_GROUPS = ("org.apache.hadoop.mapreduce.TaskCounter", "org.apache.hadoop.map
 
 
 class JhsJob(msgspec.Struct, kw_only=True):
-    id: str
+    id: Annotated[str, msgspec.Meta(pattern=r"^job_[0-9]+_[0-9]+\Z")]  # figures name the job by it
     name: str | None = None
     state: str | None = None
     user: str | None = None

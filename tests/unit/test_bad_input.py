@@ -140,3 +140,10 @@ def test_a_negative_content_summary_count_is_a_parse_error(field):
         snapshot_models.parse_content_summary(orjson.dumps({"ContentSummary": summary}))
     summary[field] = 0
     assert snapshot_models.parse_content_summary(orjson.dumps({"ContentSummary": summary}))["name_quota"] is None
+
+
+@pytest.mark.parametrize("job_id", ["", "application_1_1", "job_1_1\n", 42])
+def test_a_job_answer_without_a_job_id_is_a_parse_error(job_id):
+    # id "" became mapreduce figures whose finished event failed its schema (job_id pattern).
+    with pytest.raises(ParseError):
+        jhs_models.parse_job(orjson.dumps({"job": {"id": job_id, "state": "SUCCEEDED"}}))
