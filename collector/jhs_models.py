@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from .parsing import Long, ParseError, first_line
+from .parsing import Long, ParseError, as_count, first_line
 
 FS_GROUPS = ("org.apache.hadoop.mapreduce.FileSystemCounter", "FileSystemCounters")
 INPUT_GROUPS = (
@@ -109,15 +109,15 @@ def parse_counters(body: bytes) -> Counters:
 
 def _lookup(counters: Counters, groups: tuple[str, ...], name: str) -> int | None:
     for group in groups:
-        value = counters.get(group, {}).get(name)
+        value = as_count(counters.get(group, {}).get(name))
         if value is not None:
             return value
     return None
 
 
 def _sum(*values: int | None) -> int | None:
-    known = [v for v in values if v is not None]
-    return sum(known) if known else None
+    known = [v for v in map(as_count, values) if v is not None]
+    return as_count(sum(known)) if known else None
 
 
 def mapreduce_figures(job: JhsJob, counters: Counters, *, include_counters: bool = False) -> dict[str, Any]:
@@ -137,8 +137,8 @@ def mapreduce_figures(job: JhsJob, counters: Counters, *, include_counters: bool
         "map_output_records": _lookup(counters, TASK_GROUPS, "MAP_OUTPUT_RECORDS"),
         "reduce_input_records": _lookup(counters, TASK_GROUPS, "REDUCE_INPUT_RECORDS"),
         "reduce_output_records": _lookup(counters, TASK_GROUPS, "REDUCE_OUTPUT_RECORDS"),
-        "maps": job.mapsTotal,
-        "reduces": job.reducesTotal,
+        "maps": as_count(job.mapsTotal),
+        "reduces": as_count(job.reducesTotal),
         "failed_task_attempts": _sum(job.failedMapAttempts, job.failedReduceAttempts),
         "killed_task_attempts": _sum(job.killedMapAttempts, job.killedReduceAttempts),
         "cpu_ms": _lookup(counters, TASK_GROUPS, "CPU_MILLISECONDS"),

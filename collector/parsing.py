@@ -49,6 +49,12 @@ def as_int(value: Any) -> int | None:
 _INTEGER = re.compile(r"-?[0-9]+")
 
 
+def as_count(value: int | None) -> int | None:
+    """A count or size for the events: negative (Hadoop's "none", or junk) or wider than a long
+    (a sum gone past it) is unknown, never a number."""
+    return value if value is not None and 0 <= value <= LONG_MAX else None
+
+
 def as_text(value: Any) -> str | None:
     """A string field that a peer may send as a number or leave out."""
     return None if value is None or isinstance(value, (dict, list)) else str(value)

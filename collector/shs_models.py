@@ -6,7 +6,7 @@ from typing import Any
 
 import msgspec
 
-from .parsing import Long, ParseError, first_line
+from .parsing import Long, ParseError, as_count, first_line
 
 
 class SparkAttempt(msgspec.Struct, kw_only=True):
@@ -88,9 +88,9 @@ def executors_path(app_id: str, attempt: SparkAttempt) -> str:
 
 
 def _total(executors: list[SparkExecutor], field: str) -> int | None:
-    values = [getattr(e, field) for e in executors]
+    values = [as_count(getattr(e, field)) for e in executors]
     known = [v for v in values if v is not None]
-    return sum(known) if known else None
+    return as_count(sum(known)) if known else None
 
 
 def spark_figures(app: SparkApp, attempt: SparkAttempt, executors: list[SparkExecutor]) -> dict[str, Any]:
@@ -100,7 +100,7 @@ def spark_figures(app: SparkApp, attempt: SparkAttempt, executors: list[SparkExe
         "app_id": app.id,
         "attempt_id": attempt.attemptId,
         "spark_version": attempt.appSparkVersion,
-        "duration_ms": attempt.duration,
+        "duration_ms": as_count(attempt.duration),
         "input_bytes": _total(executors, "totalInputBytes"),
         "shuffle_read_bytes": _total(executors, "totalShuffleRead"),
         "shuffle_write_bytes": _total(executors, "totalShuffleWrite"),

@@ -147,3 +147,18 @@ def test_a_job_answer_without_a_job_id_is_a_parse_error(job_id):
     # id "" became mapreduce figures whose finished event failed its schema (job_id pattern).
     with pytest.raises(ParseError):
         jhs_models.parse_job(orjson.dumps({"job": {"id": job_id, "state": "SUCCEEDED"}}))
+
+
+def test_negative_or_overflowing_history_figures_are_unknown():
+    # A duration of -1 and a counter of -5 made finished events that failed their schema (counts >= 0);
+    # two executors of 2**62 bytes each summed past a long, which no event can encode.
+    job = jhs_models.JhsJob(id="job_1_1", mapsTotal=-1, failedMapAttempts=-2, failedReduceAttempts=3)
+    counters = {jhs_models.INPUT_GROUPS[0]: {"BYTES_READ": -5}, jhs_models.FS_GROUPS[1]: {"HDFS_BYTES_READ": -1}}
+    figures = jhs_models.mapreduce_figures(job, counters)
+    assert (figures["maps"], figures["input_bytes"], figures["hdfs_bytes_read"]) == (None, None, None)
+    assert figures["failed_task_attempts"] == 3
+    app = shs_models.parse_app(b'{"id":"application_1_1","attempts":[{"attemptId":"1","duration":-1}]}')
+    executors = shs_models.parse_executors(b'[{"id":"1","totalInputBytes":%d,"totalTasks":-1},'
+                                           b'{"id":"2","totalInputBytes":%d,"totalTasks":4}]' % (2**62, 2**62))
+    figures = shs_models.spark_figures(app, app.attempts[0], executors)
+    assert (figures["duration_ms"], figures["input_bytes"], figures["tasks"]) == (None, None, 4)
