@@ -64,7 +64,7 @@ def _resources(value: Any) -> Resources | None:
     if isinstance(value, str):
         match = _RESOURCE_TEXT.search(value)
         if match:
-            return Resources(int(match.group(1)), int(match.group(2)))
+            return Resources(as_int(match.group(1)), as_int(match.group(2)))
     return None
 
 

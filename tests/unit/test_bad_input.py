@@ -9,7 +9,7 @@ import msgspec
 import orjson
 import pytest
 
-from collector import jhs_models, shs_models, snapshot_models
+from collector import jhs_models, scheduler_models, shs_models, snapshot_models
 from collector.parsing import LONG_MAX, LONG_MIN, ParseError, as_int
 from collector.rm_models import (
     ACTIVE_STATES,
@@ -162,3 +162,12 @@ def test_negative_or_overflowing_history_figures_are_unknown():
                                            b'{"id":"2","totalInputBytes":%d,"totalTasks":4}]' % (2**62, 2**62))
     figures = shs_models.spark_figures(app, app.attempts[0], executors)
     assert (figures["duration_ms"], figures["input_bytes"], figures["tasks"]) == (None, None, 4)
+
+
+def test_a_resource_string_with_a_5000_digit_number_is_unknown():
+    # "<memory:999...9, vCores:1>" raised ValueError (int() refuses strings past 4300 digits).
+    body = orjson.dumps({"scheduler": {"schedulerInfo": {
+        "type": "capacityScheduler", "queueName": "root", "usedResources": "<memory:" + "9" * 5000 + ", vCores:1>",
+        "resourcesUsed": "<memory:" + "9" * 30 + ", vCores:2>"}}})
+    (root,) = scheduler_models.parse_scheduler(body)
+    assert root.used == scheduler_models.Resources(None, 2)
