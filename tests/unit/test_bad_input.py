@@ -171,3 +171,14 @@ def test_a_resource_string_with_a_5000_digit_number_is_unknown():
         "resourcesUsed": "<memory:" + "9" * 30 + ", vCores:2>"}}})
     (root,) = scheduler_models.parse_scheduler(body)
     assert root.used == scheduler_models.Resources(None, 2)
+
+
+@pytest.mark.parametrize("kind, key", [("fairScheduler", "childQueues"), ("capacityScheduler", "queues")])
+def test_queues_nested_a_thousand_deep_are_a_parse_error(kind, key):
+    # Child queues as bare objects nest one JSON level per queue: 1000 levels raised RecursionError.
+    chain = b'{"queueName":"leaf"}'
+    for i in range(1000):
+        chain = b'{"queueName":"q%d","%s":%s}' % (i, key.encode(), chain)
+    info = b'"rootQueue":%s' % chain if kind == "fairScheduler" else b'"queueName":"root","queues":%s' % chain
+    with pytest.raises(ParseError):
+        scheduler_models.parse_scheduler(b'{"scheduler":{"schedulerInfo":{"type":"%s",%s}}}' % (kind.encode(), info))
