@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,33 +65,35 @@ def deep(n: int, open_: bytes = b"[", close: bytes = b"]", inner: bytes = b"1") 
     return Tok(open_ * n + inner + close * n)
 
 
-# Values of the wrong type or out of every sane range. Each is a plausible way a field goes bad.
-_ODD_VALUES: list[Any] = [
-    None, True, False, 0, -1, 1, 2**31, LONG_MAX, LONG_MAX + 1, LONG_MIN - 1, 2**64, 10**30, 1.5, -0.0, 1e308,
+# Values of the wrong type or out of every sane range, by kind (each kind is drawn as often).
+_NUMBERS: list[Any] = [
+    0, -1, 1, 2**31, LONG_MAX, LONG_MAX + 1, LONG_MIN, LONG_MIN - 1, 2**64, 10**30, 1.5, -0.0, 1e308,
+    Tok(b"1e400"), Tok(b"-1e400"), Tok(b"1" * 5000), Tok(b"-" + b"9" * 30), Tok(b"1E2"),
+]
+_TEXTS: list[Any] = [
     "", "abc", "NaN", "Infinity", "-Infinity", "-1", "1e3", "1.5", "0x10", "²", "٣", "--5", " 12 ", "true",
-    "null", "9" * 5000, "é😀\u200b\x00", "x" * 100_000,
-    [], {}, [1, 2], {"a": 1}, [None], {"queue": None}, {"entry": []},
-    Tok(b"NaN"), Tok(b"Infinity"), Tok(b"-Infinity"), Tok(b"1e400"), Tok(b"-1e400"), Tok(b"1" * 5000),
-    Tok(b"-" + b"9" * 30), Tok(b"1E2"), Tok(b'"\\u00e9\\n\\t"'), Tok(b'"\\ud800"'), Tok(b'"\xff\xfe"'),
-    Tok(b'"\xed\xa0\x80"'), deep(60), deep(1100), deep(3000), deep(600, b'{"a":', b"}"),
+    "null", str(LONG_MAX + 1), "9" * 5000, "é😀\u200b\x00", "x" * 100_000, "application_1_1", "RUNNING",
+    Tok(b'"\\u00e9\\n\\t"'), Tok(b'"\xff\xfe"'), Tok(b'"\xed\xa0\x80"'),  # the last: Java's lone surrogate
 ]
-# The same, minus what makes the whole text unusable as JSON for any decoder (bare NaN, a lone
-# surrogate escape, nesting past every decoder's limit): what one broken record inside a valid
-# answer can carry.
-_VALID_JSON_ODD_VALUES = [
-    v for v in _ODD_VALUES
-    if not (isinstance(v, Tok) and (v.raw.lstrip(b"-") in (b"NaN", b"Infinity") or b"\\ud800" in v.raw
-                                    or len(v.raw) > 2000 and v.raw[:1] in b"[{"))
+_OTHERS: list[Any] = [None, True, False, [], {}, [1, 2], [None], {"a": 1}, {"queue": None}, {"entry": []}]
+# What makes the whole text unusable for every JSON decoder: bare NaN, a lone surrogate escape,
+# nesting past every decoder's limit. One broken record inside a valid answer cannot carry these.
+_INVALID: list[Any] = [
+    Tok(b"NaN"), Tok(b"Infinity"), Tok(b"-Infinity"), Tok(b'"\\ud800"'), deep(1100), deep(3000),
+    deep(1500, b'{"a":', b"}"),
 ]
 
-scalars = st.one_of(
-    st.integers(), st.integers(min_value=LONG_MIN - 10, max_value=LONG_MAX + 10),
-    st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=30), st.booleans(), st.none(),
-)
+_FREE = object()  # stands for a value hypothesis draws (any integer, float or text)
 
 
-def odd_values(valid_json: bool = False) -> st.SearchStrategy[Any]:
-    return st.one_of(st.sampled_from(_VALID_JSON_ODD_VALUES if valid_json else _ODD_VALUES), scalars)
+def _odd_value(rnd: random.Random, draw: st.DrawFn, valid_json: bool) -> Any:
+    """One bad value; each kind as likely as the others (hypothesis's own choices favour the first)."""
+    kinds = [_NUMBERS, _TEXTS, _OTHERS] + ([] if valid_json else [_INVALID])
+    value = rnd.choice([*rnd.choice(kinds), _FREE])
+    if value is _FREE:
+        value = draw(st.one_of(st.integers(), st.integers(LONG_MIN - 10, LONG_MAX + 10), st.text(max_size=30),
+                               st.floats(allow_nan=False, allow_infinity=False), st.just(deep(60))))
+    return copy.deepcopy(value)  # a later mutation may change a drawn {} or [] in place
 
 
 def paths(node: Any, prefix: tuple = ()) -> list[tuple]:
@@ -127,46 +130,53 @@ def _chain(node: dict, key: str, depth: int) -> Tok:
 
 @st.composite
 def mutate_tree(draw: st.DrawFn, tree: Any, under: tuple = (), valid_json: bool = False) -> Any:
-    """``tree`` (not modified) changed at 1 to 4 places at or below the path ``under``."""
+    """``tree`` (not modified) changed at 1 to 4 places (mostly one) at or below the path ``under``.
+
+    Choices go through a hypothesis-driven ``Random``: uniform (every place, operation and bad
+    value as likely), yet reproducible, derandomizable and shrinkable.
+    """
+    rnd = draw(st.randoms(use_true_random=False))
     tree = copy.deepcopy(tree)
-    for _ in range(draw(st.integers(1, 4))):
+    for _ in range(rnd.choice([1, 1, 1, 2, 4])):
         places = [p for p in paths(tree) if p[: len(under)] == under]
         if not places:
             break
-        where = draw(st.sampled_from(places))
+        where = rnd.choice(places)
         node = _get(tree, where)
-        ops = ["replace", "wrap", "copy_other"]
+        ops = ["replace", "replace", "replace", "wrap", "copy_other"]
         if where:
             ops.append("drop")
         if isinstance(node, dict):
             ops += ["unknown_field", "duplicate_key", "chain"] if node else ["unknown_field"]
         if isinstance(node, list) and node:
             ops += ["duplicate_item"]
-        op = draw(st.sampled_from(ops))
+        op = rnd.choice(ops)
         if op == "replace":
-            tree = _set(tree, where, draw(odd_values(valid_json)))
+            tree = _set(tree, where, _odd_value(rnd, draw, valid_json))
         elif op == "wrap":  # nest deeper: a list for an object, an object for a value
-            wrapper = draw(st.sampled_from(["list", "object", "queue"]))
+            wrapper = rnd.choice(["list", "object", "queue"])
             tree = _set(tree, where, [node] if wrapper == "list" else {wrapper if wrapper == "queue" else "x": node})
         elif op == "copy_other":  # a node of another shape where this one belongs
-            tree = _set(tree, where, copy.deepcopy(_get(tree, draw(st.sampled_from(paths(tree))))))
+            tree = _set(tree, where, copy.deepcopy(_get(tree, rnd.choice(paths(tree)))))
         elif op == "drop":
             parent = _get(tree, where[:-1])
             if isinstance(parent, (dict, list)):
                 del parent[where[-1]]
+            if where == under:  # gone: a list index would now name its neighbour
+                break
         elif op == "unknown_field":
-            node[draw(st.text(max_size=12))] = draw(odd_values(valid_json))
+            node[draw(st.text(max_size=12))] = _odd_value(rnd, draw, valid_json)
         elif op == "duplicate_key":  # the repeat comes first or last: decoders keep different ones
-            key = draw(st.sampled_from(sorted(node)))
-            pairs = [(k, v) for k, v in node.items()]
-            extra = (key, draw(odd_values(valid_json)))
-            tree = _set(tree, where, Dup(tuple([extra, *pairs] if draw(st.booleans()) else [*pairs, extra])))
+            key = rnd.choice(sorted(node))
+            pairs = list(node.items())
+            extra = (key, _odd_value(rnd, draw, valid_json))
+            tree = _set(tree, where, Dup(tuple([extra, *pairs] if rnd.random() < 0.5 else [*pairs, extra])))
         elif op == "chain":
-            key = draw(st.sampled_from(sorted(node)))
-            depth = draw(st.sampled_from([2, 30, 400, 1000] if not valid_json else [2, 30, 150]))
+            key = rnd.choice(sorted(node))
+            depth = rnd.choice([2, 30, 400, 1000] if not valid_json else [2, 30, 150])
             tree = _set(tree, where, _chain(node, key, depth))
         elif op == "duplicate_item":
-            node.append(copy.deepcopy(node[draw(st.integers(0, len(node) - 1))]))
+            node.append(copy.deepcopy(rnd.choice(node)))
         if isinstance(tree, (Tok, Dup)):  # the root itself is now verbatim text: stop here
             break
     return tree
@@ -175,35 +185,37 @@ def mutate_tree(draw: st.DrawFn, tree: Any, under: tuple = (), valid_json: bool 
 @st.composite
 def mutate_bytes(draw: st.DrawFn, body: bytes) -> bytes:
     """Damage done to the bytes on the way: cut, wrapped, emptied, corrupted."""
-    op = draw(st.sampled_from(["truncate", "html", "empty", "flip", "insert", "prefix", "twice", "text"]))
+    rnd = draw(st.randoms(use_true_random=False))
+    op = rnd.choice(["truncate", "html", "empty", "flip", "insert", "prefix", "twice", "text"])
     if op == "truncate":
-        return body[: draw(st.integers(0, max(0, len(body) - 1)))]
+        return body[: rnd.randint(0, max(0, len(body) - 1))]
     if op == "html":
         return b"<html><head><title>Error 502</title></head><body><pre>" + body + b"</pre></body></html>"
     if op == "empty":
         return b""
     if op == "flip":
-        i = draw(st.integers(0, max(0, len(body) - 1)))
-        return body[:i] + bytes([draw(st.integers(0, 255))]) + body[i + 1 :]
+        i = rnd.randint(0, max(0, len(body) - 1))
+        return body[:i] + bytes([rnd.randint(0, 255)]) + body[i + 1 :]
     if op == "insert":
-        i = draw(st.integers(0, len(body)))
+        i = rnd.randint(0, len(body))
         return body[:i] + draw(st.binary(min_size=1, max_size=8)) + body[i:]
     if op == "prefix":
-        return draw(st.sampled_from([b"\xef\xbb\xbf", b"  \n", b")]}',\n", b"\x00"])) + body
+        return rnd.choice([b"\xef\xbb\xbf", b"  \n", b")]}',\n", b"\x00"]) + body
     if op == "twice":
         return body + body
-    return draw(st.sampled_from([
+    return rnd.choice([
         b"This is standby RM. The redirect url is: /ws/v1/cluster/apps",
         b"There is no active RM right now.\nHA Zookeeper Connection State: CONNECTING",
         b"no such app: application_1700000000000_0050", b"null", b"[]", b"{}", b"0", b'"apps"',
-    ]))
+    ])
 
 
 @st.composite
 def bad_bodies(draw: st.DrawFn, *trees: Any) -> bytes:
     """One of ``trees`` with its content mutated, its bytes damaged, or both."""
-    tree = draw(st.sampled_from(trees))
-    kind = draw(st.sampled_from(["tree", "tree", "bytes", "both"]))
+    rnd = draw(st.randoms(use_true_random=False))
+    tree = rnd.choice(trees)
+    kind = rnd.choice(["tree"] * 6 + ["bytes", "both"])
     body = encode(draw(mutate_tree(tree)) if kind != "bytes" else tree)
     return draw(mutate_bytes(body)) if kind != "tree" else body
 
