@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import os
+
 import pytest
 from aiohttp.test_utils import TestServer
+from hypothesis import settings
 
 
 class Servers:
@@ -39,3 +42,12 @@ async def serve():
     servers = Servers()
     yield servers
     await servers.close()
+
+
+# Property-based tests (test_properties_*.py): random examples on a workstation, a fixed
+# (derandomized) sequence in CI so that a run is reproducible; both fail on the same bugs.
+# HYPOTHESIS_PROFILE=ci|dev overrides.
+settings.register_profile("dev", max_examples=150, deadline=None)
+settings.register_profile("ci", max_examples=200, deadline=None, derandomize=True, database=None,
+                          print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev"))
