@@ -104,7 +104,11 @@ def write_config(
     interval: str = "1s",
     backfill: str = "0s",
     max_age: str = "30s",
+    state_dir: Path | None = None,
+    kafka_extra: dict[str, object] | None = None,
 ) -> Path:
+    """A collector config for the stack; ``state_dir`` turns the checkpoint on, ``kafka_extra``
+    adds keys to the ``kafka`` section."""
     history = f"""
     jobhistory:
       url: {stack["HADOOP_JHS_URL"]}
@@ -116,6 +120,8 @@ def write_config(
         history += f"""
     spark_history:
       url: {stack["SPARK_HISTORY_URL"]}"""
+    kafka_lines = "".join(f"\n  {k}: {v}" for k, v in (kafka_extra or {}).items())
+    state = f"state:\n  directory: {state_dir}\n" if state_dir else ""
     path.write_text(
         f"""
 clusters:
@@ -134,10 +140,10 @@ clusters:
       applications: {topic}
 kafka:
   bootstrap_servers: {stack["KAFKA_BOOTSTRAP_SERVERS"]}
-  linger_ms: 5
+  linger_ms: 5{kafka_lines}
 log:
   format: json
   level: info
-"""
+{state}"""
     )
     return path
