@@ -7,11 +7,12 @@ STACK  := $(PY) deploy/local/stack.py
 PYTEST_ARGS ?=
 RUN_ARGS ?=
 
-.PHONY: help venv jars test unit integration lint run stack-up stack-down stack-status clean
+.PHONY: help venv jars test test-long unit integration lint run stack-up stack-down stack-status clean
 
 help:
 	@echo "make run           start the local real stack (Kafka + Hadoop mini cluster), the collector, and a demo job"
 	@echo "make test          every test (starts the local stack for the integration tests)"
+	@echo "make test-long     every test including the long fault rounds (marker long)"
 	@echo "make unit          unit tests only (no stack)"
 	@echo "make lint          ruff"
 	@echo "make stack-up | stack-down | stack-status"
@@ -29,6 +30,9 @@ jars: venv
 
 test: venv jars lint
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-long: venv jars lint
+	$(PY) -m pytest -m "long or not long" $(PYTEST_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check collector tests deploy/local/run.py

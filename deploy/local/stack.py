@@ -9,6 +9,8 @@ git); Spark runs from the `pyspark` package of the project venv (its bin/ and ja
     python deploy/local/stack.py up [--only kafka,hadoop,spark] [--timeout S]
     python deploy/local/stack.py status [--only ...]   exit 0 only if everything requested is ready
     python deploy/local/stack.py down                  stop everything `up`/`submit` started
+    python deploy/local/stack.py stop kafka|hadoop|<daemon> [--kill]   stop it, data kept (fault tests)
+    python deploy/local/stack.py start kafka|hadoop|<daemon> [--timeout S]  start it again on its data
     python deploy/local/stack.py env                   print KEY=value coordinates
     python deploy/local/stack.py submit wordcount|pi|sleep|kill|fail|fail-tasks [--detach] [--name N]
     python deploy/local/stack.py submit spark-scan [--kill-executor] [--detach] [--name N]
@@ -967,6 +969,81 @@ def up(components: list[str], timeouts: dict[str, float]) -> None:
         print(f"{k}={v}")
 
 
+# ------------------------------------------------------------------------------- stop / start
+#: What `stop`/`start` accept: a component or one of its processes. Kafka and the Hadoop daemons
+#: restart on the data they had (only `up` formats); the Spark History Server is not offered:
+#: its start empties the event log dir.
+RESTARTABLE = ["kafka", "hadoop", *HADOOP_DAEMONS]
+
+
+def _restart_names(target: str) -> tuple[list[str], str]:
+    """(process names, component whose readiness counts) of a `stop`/`start` target."""
+    if target == "kafka":
+        return ["kafka"], "kafka"
+    if target == "hadoop":
+        return list(HADOOP_DAEMONS), "hadoop"
+    return [target], "hadoop"
+
+
+def stop_component(target: str, kill: bool = False) -> None:
+    """Stop a running component or daemon and keep its data, for fault tests (a broker outage,
+    a ResourceManager restart); `start` brings it back. ``kill``: SIGKILL at once (a crash)
+    instead of SIGTERM with a grace period (a clean shutdown)."""
+    names, _ = _restart_names(target)
+    alive = [n for n in names if pid_alive(read_pid(n) or {"pid": -1})]
+    if not alive:
+        log(f"{target}: not running")
+        return
+    if kill:
+        infos = [i for i in map(read_pid, alive) if i]
+        for i in infos:
+            log(f"killing {i['name']} (pid {i['pid']})")
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(i["pgid"], signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while any(_group_alive(i["pgid"]) for i in infos) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for n in alive:
+            (PIDS / f"{n}.json").unlink(missing_ok=True)
+    else:
+        stop_pids(alive, grace=30.0)
+    log(f"{target}: stopped (data kept; `start {target}` resumes on it)")
+
+
+def start_component(target: str, timeout: float) -> None:
+    """Start again what `stop` stopped, on its existing data (no format): Kafka keeps its KRaft
+    log dir (topics, records, cluster id), HDFS its blocks. Waits until the component is ready."""
+    names, component = _restart_names(target)
+    if component == "kafka" and not (KAFKA_DIR / "data" / "meta.properties").exists():
+        raise StackError("Kafka was never formatted in this stack dir: run `stack.py up` first")
+    if component == "hadoop" and not (HCONF / "yarn-site.xml").exists():
+        raise StackError("Hadoop was never set up in this stack dir: run `stack.py up` first")
+    todo = [n for n in names if not pid_alive(read_pid(n) or {"pid": -1})]
+    if not todo:
+        log(f"{target}: already running")
+    t0 = time.monotonic()
+    for n in todo:
+        if component == "kafka":
+            spawn(n, kafka_java("kafka.Kafka") + [str(KAFKA_DIR / "server.properties")])
+        else:
+            mem = {"namenode": "512m", "datanode": "256m", "resourcemanager": "512m",
+                   "nodemanager": "512m", "historyserver": "384m"}
+            spawn(n, hadoop_java(HADOOP_DAEMONS[n], mem[n], [f"-Dproc_{n}"]))
+    deadline = t0 + timeout
+    while True:
+        dead = [n for n in todo if not pid_alive(read_pid(n) or {"pid": -1})]
+        if dead:
+            raise StackError(f"{', '.join(dead)} exited during startup:\n" +
+                             "\n".join(f"--- {n}.log\n{tail(LOGS / f'{n}.log')}" for n in dead))
+        ok, why = READY[component]()
+        if ok:
+            log(f"{target}: ready after {time.monotonic() - t0:.1f}s ({why})")
+            return
+        if time.monotonic() > deadline:
+            raise StackError(f"{target}: not ready after {timeout:.0f}s ({why})")
+        time.sleep(0.5)
+
+
 def status(components: list[str]) -> int:
     rc = 0
     for c in components:
@@ -1269,6 +1346,12 @@ def main(argv: list[str] | None = None) -> int:
     u.add_argument("--only", type=only_arg, metavar="kafka|hadoop|spark[,...]")
     u.add_argument("--timeout", type=float, help="readiness timeout in seconds (each component)")
     sub.add_parser("down", help="stop everything this stack started")
+    st = sub.add_parser("stop", help="stop a component or daemon, keeping its data (`start` resumes it)")
+    st.add_argument("target", choices=RESTARTABLE)
+    st.add_argument("--kill", action="store_true", help="SIGKILL at once (a crash), not SIGTERM")
+    sa = sub.add_parser("start", help="start a stopped component or daemon again on its data (no format)")
+    sa.add_argument("target", choices=RESTARTABLE)
+    sa.add_argument("--timeout", type=float, default=120.0, help="readiness timeout in seconds")
     s = sub.add_parser("status")
     s.add_argument("--only", type=only_arg, metavar="kafka|hadoop|spark[,...]")
     sub.add_parser("env", help="print the stack coordinates as KEY=value")
@@ -1296,6 +1379,12 @@ def main(argv: list[str] | None = None) -> int:
         elif a.cmd == "down":
             with stack_lock():
                 down()
+        elif a.cmd == "stop":
+            with stack_lock():
+                stop_component(a.target, kill=a.kill)
+        elif a.cmd == "start":
+            with stack_lock():
+                start_component(a.target, a.timeout)
         elif a.cmd == "status":
             return status(a.only or COMPONENTS)
         elif a.cmd == "env":

@@ -123,7 +123,11 @@ def write_config(
     backfill: str = "0s",
     max_age: str = "30s",
     heartbeat: str = "0",
+    state_dir: Path | None = None,
+    kafka_extra: dict[str, object] | None = None,
 ) -> Path:
+    """A collector config for the stack; the checkpoint goes to ``state_dir`` (default: beside
+    the config), ``kafka_extra`` adds keys to the ``kafka`` section."""
     history = f"""
     jobhistory:
       url: {stack["HADOOP_JHS_URL"]}
@@ -135,6 +139,7 @@ def write_config(
         history += f"""
     spark_history:
       url: {stack["SPARK_HISTORY_URL"]}"""
+    kafka_lines = "".join(f"\n  {k}: {v}" for k, v in (kafka_extra or {}).items())
     path.write_text(
         f"""
 clusters:
@@ -155,14 +160,14 @@ clusters:
       heartbeat: {topic}.heartbeat
 kafka:
   bootstrap_servers: {stack["KAFKA_BOOTSTRAP_SERVERS"]}
-  linger_ms: 5
+  linger_ms: 5{kafka_lines}
 health:
   port: 0  # a free one: several collectors may run at once
 log:
   format: json
   level: info
 state:
-  directory: {path.parent / "state"}
+  directory: {state_dir or path.parent / "state"}
 """
     )
     return path
