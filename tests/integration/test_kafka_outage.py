@@ -5,7 +5,7 @@ ResourceManager: nothing lost, order per key kept, no id with two contents, memo
 Two collectors live through the same outage, each with its own topic and checkpoint:
 ``unbounded`` (default backlog) must report even the intermediate RUNNING state of every job that
 ran for several poll intervals while Kafka was away (it keeps polling, holding the events);
-``tiny-backlog`` (``kafka.backlog_max_bytes: 20000``) must say that it paused polling because its
+``tiny-backlog`` (``kafka.backlog_max_bytes: 2048``) must say that it paused polling because its
 backlog was full, and still lose nothing of what the RM still shows (first sighting, end).
 """
 
@@ -44,7 +44,7 @@ LONG_SLEEP_MS = "45000"  # a job running through the whole outage
 SHORT_SLEEP_MS = "8000"  # a job submitted during the outage: it starts, runs and may end in it
 OBSERVABLE_S = 6.0  # a state held this long (6 poll intervals) during the outage must be on the topic
 RSS_HEADROOM_KB = 150 * 1024
-TINY_BACKLOG = 20000
+TINY_BACKLOG = 2048  # the least allowed is 1024; two application events fill it
 VARIANTS = {"unbounded": {}, "tiny-backlog": {"backlog_max_bytes": TINY_BACKLOG}}
 BACKLOG_FULL = re.compile(r"backlog.*(full|paus)|paus.*backlog", re.IGNORECASE)
 
