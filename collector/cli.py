@@ -14,17 +14,21 @@ import structlog
 from . import __version__, schemas
 from .config import Config, ConfigError, load
 from .events import CLUSTER_SNAPSHOT, FINISHED, HDFS_SNAPSHOT, QUEUE_SNAPSHOT, STATE_CHANGED, VANISHED
+from .health import HealthServer, Readiness, assess
 from .http import HttpPeer, PeerError
 from .logsetup import configure
+from .metrics import METRICS
 from .parsing import ParseError
 from .rm_client import ResourceManager
-from .service import ClusterWorker, make_workers, run_service
+from .service import ClusterWorker, make_workers, run_service, wall_ms
 from .sinks import KafkaSink, SinkError, StdoutSink, client_settings, describe
 from .state_store import CheckpointError
+from .topic_check import check_topics
 
 log = structlog.get_logger("collector")
 
-SHUTDOWN_GRACE_S = 30.0
+#: Beyond ``shutdown_timeout`` (the wait for Kafka): time for a poll in flight and for closing.
+SHUTDOWN_SLACK_S = 15.0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -113,21 +117,64 @@ async def _run(cfg: Config, args: argparse.Namespace) -> int:
     except CheckpointError as exc:
         print(f"hadoop-collector: {exc}", file=sys.stderr)
         return 2
+    if cfg.sink == "kafka" and not await _topics_usable(cfg):
+        return 2
+    health: HealthServer | None = None
+    if cfg.health.enabled:
+
+        def readiness() -> Readiness:
+            return assess(workers, sink, wall_ms(), cfg.health.stale_after_s)
+
+        health = HealthServer(cfg.health.host, cfg.health.port, METRICS, readiness)
+        try:
+            await health.start()
+        except OSError as exc:
+            print(f"hadoop-collector: health: cannot listen on {cfg.health.host}:{cfg.health.port} "
+                  f"({exc.strerror or exc}); set health.port (0 picks a free one) or health.enabled=false",
+                  file=sys.stderr)
+            return 2
+    try:
+        return await _serve(cfg, sink, stop, workers)
+    finally:
+        if health is not None:
+            await health.stop()
+
+
+async def _topics_usable(cfg: Config) -> bool:
+    """False (with one line per topic on stderr) when a topic is missing or not ours to write.
+    A broker that does not answer is not a reason to refuse: the service waits for it."""
+    from aiokafka.errors import KafkaError
+
+    try:
+        checks = await check_topics(cfg.kafka, cfg.clusters)
+    except KafkaError as exc:
+        METRICS.kafka_error("metadata", exc)
+        log.warning("kafka.topics_unchecked", reason=describe(exc))
+        return True
+    bad = [check for check in checks if check.fatal]
+    for check in bad:
+        print(f"hadoop-collector: {check.line()}", file=sys.stderr)
+    return not bad
+
+
+async def _serve(cfg: Config, sink: KafkaSink | StdoutSink, stop: asyncio.Event, workers: list[ClusterWorker]) -> int:
     service = asyncio.create_task(run_service(cfg, sink, stop, workers))
     stopper = asyncio.create_task(stop.wait())
     await asyncio.wait([service, stopper], return_when=asyncio.FIRST_COMPLETED)
     stopper.cancel()
-    # Stop requested (or the service ended by itself): give the cycle in flight time to
-    # deliver its events, then give up on it.
+    # Stop requested (or the service ended by itself): the workers deliver what is queued
+    # (bounded by shutdown_timeout); beyond that and some slack, give up on them.
+    grace = float(cfg.shutdown_timeout) + SHUTDOWN_SLACK_S
     try:
-        workers = await asyncio.wait_for(asyncio.shield(service), timeout=SHUTDOWN_GRACE_S)
+        workers = await asyncio.wait_for(asyncio.shield(service), timeout=grace)
     except TimeoutError:
-        log.error("collector.shutdown_timeout", grace_s=SHUTDOWN_GRACE_S)
+        log.error("collector.shutdown_timeout", grace_s=grace)
         service.cancel()
         return 1
     undelivered = [w.cfg.name for w in workers if w.undelivered]
     if undelivered:
-        # Until state is checkpointed, what the last failed delivery held is not on Kafka.
+        # Not lost (the checkpoint has only what Kafka acknowledged; a restart derives the
+        # rest again) but not on Kafka yet: say so in the exit status.
         log.error("collector.stopped_with_undelivered_events", clusters=undelivered)
         return 1
     return 0
@@ -200,25 +247,17 @@ async def _check(cfg: Config, args: argparse.Namespace) -> int:
 
 
 async def _check_kafka(cfg: Config) -> bool:
-    from aiokafka import AIOKafkaConsumer
     from aiokafka.errors import KafkaError
 
-    consumer = AIOKafkaConsumer(**client_settings(cfg.kafka))
     try:
-        await consumer.start()
-        existing = await consumer.topics()
+        checks = await check_topics(cfg.kafka, cfg.clusters)
     except KafkaError as exc:
         print(f"kafka {','.join(cfg.kafka.bootstrap_servers)}: FAILED: {describe(exc)}")
         return False
-    finally:
-        await consumer.stop()
     print(f"kafka {','.join(cfg.kafka.bootstrap_servers)}: ok")
-    ok = True
-    for topic in sorted({t for c in cfg.clusters for t in c.topics_in_use()}):
-        present = topic in existing
-        print(f"topic {topic}: {'ok' if present else 'MISSING (create it, or enable auto-creation)'}")
-        ok = ok and present
-    return ok
+    for check in checks:
+        print(check.line())
+    return not any(check.fatal for check in checks)
 
 
 async def _tail(cfg: Config, args: argparse.Namespace) -> int:

@@ -31,6 +31,7 @@ DEFAULT_TOPICS = {
     "cluster": "hadoop.yarn.cluster",
     "queues": "hadoop.yarn.queues",
     "hdfs": "hadoop.hdfs.usage",
+    "heartbeat": "hadoop.collector.heartbeat",
 }
 
 
@@ -193,6 +194,8 @@ class ClusterConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     snapshots: SnapshotConfig = msgspec.field(default_factory=SnapshotConfig)
     topics: dict[str, str] = msgspec.field(default_factory=dict)
     diagnostics_limit: int = 4096
+    #: A ``collector.heartbeat`` event this often (0: none), so silence can be told from death.
+    heartbeat_interval: Duration = "30s"
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", self.name):
@@ -203,6 +206,7 @@ class ClusterConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         self.topics = {**DEFAULT_TOPICS, **self.topics}
         if self.diagnostics_limit < 16:
             raise ValueError("diagnostics_limit must be at least 16")
+        self.heartbeat_interval = parse_duration(self.heartbeat_interval)
 
     def topics_in_use(self) -> list[str]:
         """The topics this cluster's configuration actually writes to."""
@@ -214,6 +218,8 @@ class ClusterConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             kinds.append("queues")
         if self.hdfs is not None and float(snapshots.hdfs_interval) > 0:
             kinds.append("hdfs")
+        if float(self.heartbeat_interval) > 0:
+            kinds.append("heartbeat")
         return [self.topics[kind] for kind in kinds]
 
 
@@ -230,8 +236,13 @@ class KafkaConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     sasl_password: str | None = None
     sasl_password_file: str | None = None
     ssl_cafile: str | None = None
+    #: Events built but not yet acknowledged are held up to this many encoded bytes per
+    #: cluster while Kafka is slow or down; when full, polling pauses (nothing is dropped).
+    backlog_max_bytes: int = 64 * 1024 * 1024
 
     def __post_init__(self) -> None:
+        if self.backlog_max_bytes < 1024:
+            raise ValueError("backlog_max_bytes must be at least 1024")
         self.bootstrap_servers = _as_list(self.bootstrap_servers)
         for server in self.bootstrap_servers:
             if not re.fullmatch(r"[^\s:/]+:\d{1,5}", server):
@@ -254,8 +265,45 @@ class LogConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class StateConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    #: Directory of the checkpoint files (one per cluster). None: state lives in memory only.
+    #: ``file``: a checkpoint per cluster, so a restart resumes where Kafka's acknowledgements
+    #: ended. ``memory``: nothing survives the process (a restart re-reports the backfill window).
+    store: Literal["file", "memory"] = "file"
+    #: Directory of the checkpoint files; default: systemd's $STATE_DIRECTORY, else ./collector-state.
     directory: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.store == "file" and not self.directory:
+            self.directory = os.environ.get("STATE_DIRECTORY", "").split(":")[0] or "collector-state"
+
+
+class HealthConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The self-observation server of ``run``: /metrics, /healthz, /readyz."""
+
+    enabled: bool = True
+    #: Loopback by default: expose it wider on purpose only (it has no authentication).
+    host: str = "127.0.0.1"
+    #: 0 picks a free port (logged at start).
+    port: int = 9308
+    #: /readyz wants every cluster's last successful poll within
+    #: max(stale_intervals x its poll interval, stale_min).
+    stale_intervals: float = 3.0
+    stale_min: Duration = "30s"
+
+    def __post_init__(self) -> None:
+        if not self.host.strip():
+            raise ValueError("host must not be empty")
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port: {self.port} is not a port number (0-65535; 0 picks a free one)")
+        if self.stale_intervals < 1:
+            raise ValueError("stale_intervals must be at least 1")
+        try:
+            self.stale_min = parse_duration(self.stale_min)
+        except ValueError as exc:
+            raise ValueError(f"stale_min: {exc}") from None
+
+    def stale_after_s(self, poll_interval_s: float) -> float:
+        """How old a cluster's last successful poll may be while the collector is ready."""
+        return max(self.stale_intervals * poll_interval_s, float(self.stale_min))
 
 
 class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -264,10 +312,14 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     sink: Literal["kafka", "stdout"] = "kafka"
     #: Check every event against its JSON Schema before it is sent.
     validate_events: bool = True
+    #: On SIGTERM: the longest wait for Kafka to acknowledge what is queued before exiting.
+    shutdown_timeout: Duration = "20s"
     log: LogConfig = msgspec.field(default_factory=LogConfig)
     state: StateConfig = msgspec.field(default_factory=StateConfig)
+    health: HealthConfig = msgspec.field(default_factory=HealthConfig)
 
     def __post_init__(self) -> None:
+        self.shutdown_timeout = parse_duration(self.shutdown_timeout)
         if not self.clusters:
             raise ValueError("clusters: at least one cluster is required")
         names = [c.name for c in self.clusters]

@@ -9,7 +9,7 @@ consumers can dedupe on it.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,10 +29,12 @@ FINISHED = "yarn.application.finished"
 CLUSTER_SNAPSHOT = "yarn.cluster.snapshot"
 QUEUE_SNAPSHOT = "yarn.queue.snapshot"
 HDFS_SNAPSHOT = "hdfs.usage.snapshot"
+HEARTBEAT = "collector.heartbeat"
 
 #: Major version of each event type's ``data`` schema.
 SCHEMA_VERSIONS: dict[str, int] = {
     STATE_CHANGED: 1, VANISHED: 1, FINISHED: 1, CLUSTER_SNAPSHOT: 1, QUEUE_SNAPSHOT: 1, HDFS_SNAPSHOT: 1,
+    HEARTBEAT: 1,
 }
 
 #: Which configurable topic each type goes to. All events of one application share a
@@ -44,6 +46,7 @@ TOPIC_OF_TYPE: dict[str, str] = {
     CLUSTER_SNAPSHOT: "cluster",
     QUEUE_SNAPSHOT: "queues",
     HDFS_SNAPSHOT: "hdfs",
+    HEARTBEAT: "heartbeat",
 }
 
 DEFAULT_DIAGNOSTICS_LIMIT = 4096
@@ -59,6 +62,7 @@ class Event:
     type: str
     key: str
     envelope: dict[str, Any]
+    _encoded: list[bytes] = field(default_factory=list, compare=False, repr=False)
 
     @property
     def topic_kind(self) -> str:
@@ -69,7 +73,10 @@ class Event:
         return self.envelope["id"]
 
     def encode(self) -> bytes:
-        return orjson.dumps(self.envelope)
+        """The JSON bytes, encoded once (the backlog counts them, the sink sends them)."""
+        if not self._encoded:
+            self._encoded.append(orjson.dumps(self.envelope))
+        return self._encoded[0]
 
 
 def schema_uri(event_type: str) -> str:
@@ -286,3 +293,38 @@ def queue_snapshot(ctx: EventContext, queue: dict[str, Any], taken_ms: int) -> E
 def hdfs_snapshot(cluster: str, path: str, usage: dict[str, Any], namenode: str, taken_ms: int) -> Event:
     data = {"cluster": cluster, "path": path, "namenode": namenode, "taken_at_ms": taken_ms, "usage": usage}
     return _snapshot(HDFS_SNAPSHOT, cluster, path, f"{cluster}{path}", taken_ms, data, "hdfs")
+
+
+@dataclass(frozen=True, slots=True)
+class Liveness:
+    """What a heartbeat tells about one cluster's collection (plain values, taken by the service)."""
+
+    started_ms: int  # when this collector process started
+    last_poll_ok_ms: int | None  # the last poll of the RM that succeeded
+    last_poll_error: str | None  # the last poll's error, None when it succeeded
+    active_rm: str | None
+    watermark_ms: int | None
+    tracked_apps: int
+    backlog_events: int
+    enrichment_pending: int
+    interval_ms: int  # the next heartbeat is due this much later
+
+
+def heartbeat(cluster: str, live: Liveness, version: str, taken_ms: int) -> Event:
+    """``collector.heartbeat``: sent every interval, so consumers can tell a quiet cluster
+    (heartbeats, no application events) from a dead collector (no heartbeats)."""
+    data = {
+        "cluster": cluster,
+        "taken_at_ms": taken_ms,
+        "collector_version": version,
+        "started_ms": live.started_ms,
+        "interval_ms": live.interval_ms,
+        "last_poll_ok_ms": live.last_poll_ok_ms,
+        "last_poll_error": truncate(live.last_poll_error, TEXT_LIMIT),
+        "active_resourcemanager": live.active_rm,
+        "watermark_ms": live.watermark_ms,
+        "tracked_applications": live.tracked_apps,
+        "backlog_events": live.backlog_events,
+        "enrichment_pending": live.enrichment_pending,
+    }
+    return _snapshot(HEARTBEAT, cluster, cluster, cluster, taken_ms, data, "collector")

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import aiohttp
 import structlog
+
+from .metrics import METRICS, HttpErrorKind, Metrics, PeerLabel
 
 log = structlog.get_logger(__name__)
 
@@ -33,6 +37,10 @@ class PeerError(Exception):
 
 class PeerUnreachable(PeerError):
     """Connection refused, reset, DNS failure or timeout: worth retrying."""
+
+    def __init__(self, url: str, message: str, kind: HttpErrorKind = "connection") -> None:
+        super().__init__(url, message)
+        self.kind = kind
 
 
 class PeerHTTPError(PeerError):
@@ -82,6 +90,9 @@ class HttpPeer:
     ``get`` retries transport errors and 5xx answers with jittered backoff and returns
     every other answer, redirects included (a 307 from a standby RM is information, not
     something to follow blindly).
+
+    With a ``label``, every exchange (each retry too) is counted and timed in ``metrics``
+    under the label's cluster and peer kind and the path's endpoint template.
     """
 
     def __init__(
@@ -94,6 +105,8 @@ class HttpPeer:
         retry: RetryPolicy = RetryPolicy(),
         connections_per_host: int = 4,
         verify_tls: bool = True,
+        label: PeerLabel | None = None,
+        metrics: Metrics = METRICS,
     ) -> None:
         self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=connect_timeout)
         self._user_name = user_name
@@ -102,6 +115,8 @@ class HttpPeer:
         self._connections_per_host = connections_per_host
         self._verify_tls = verify_tls
         self._session: aiohttp.ClientSession | None = None
+        self._label = label
+        self._metrics = metrics
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -140,7 +155,7 @@ class HttpPeer:
         while True:
             attempt += 1
             try:
-                response = await self._once(method, url, query, json_body)
+                response = await self._measured(method, url, query, json_body)
             except PeerUnreachable as exc:
                 if attempt >= self._retry.attempts:
                     raise
@@ -150,6 +165,26 @@ class HttpPeer:
                     return response
                 log.debug("http.retry", url=url, attempt=attempt, status=response.status)
             await asyncio.sleep(self._retry.delay(attempt))
+
+    async def _measured(
+        self, method: str, url: str, query: Mapping[str, str], json_body: object | None
+    ) -> Response:
+        """``_once``, counted and timed when this peer has a label (a cancelled one is not)."""
+        if self._label is None:
+            return await self._once(method, url, query, json_body)
+        started = time.monotonic()
+        try:
+            response = await self._once(method, url, query, json_body)
+        except (PeerUnreachable, BodyTooLarge) as exc:
+            self._done(url, started, exc.kind if isinstance(exc, PeerUnreachable) else "too_large")
+            raise
+        status = response.status
+        self._done(url, started, "http_5xx" if status >= 500 else "http_4xx" if status >= 400 else None)
+        return response
+
+    def _done(self, url: str, started: float, error: HttpErrorKind | None) -> None:
+        assert self._label is not None
+        self._metrics.request_done(self._label, urlsplit(url).path, time.monotonic() - started, error)
 
     async def _once(
         self, method: str, url: str, query: Mapping[str, str], json_body: object | None
@@ -170,9 +205,9 @@ class HttpPeer:
                     chunks.append(chunk)
                 return Response(str(resp.url), resp.status, resp.headers, b"".join(chunks))
         except TimeoutError:
-            raise PeerUnreachable(url, "timed out") from None
+            raise PeerUnreachable(url, "timed out", "timeout") from None
         except aiohttp.ClientPayloadError as exc:
-            raise PeerUnreachable(url, f"truncated response: {exc}") from None
+            raise PeerUnreachable(url, f"truncated response: {exc}", "truncated") from None
         except aiohttp.ClientError as exc:
             raise PeerUnreachable(url, f"{type(exc).__name__}: {exc}") from None
 

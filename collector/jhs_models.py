@@ -7,11 +7,11 @@ and the figures we name are looked up in it. A counter that is absent stays ``No
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
-from .parsing import ParseError, first_line
+from .parsing import Long, ParseError, as_count, first_line
 
 FS_GROUPS = ("org.apache.hadoop.mapreduce.FileSystemCounter", "FileSystemCounters")
 INPUT_GROUPS = (
@@ -26,18 +26,18 @@ TASK_GROUPS = ("org.apache.hadoop.mapreduce.TaskCounter", "org.apache.hadoop.map
 
 
 class JhsJob(msgspec.Struct, kw_only=True):
-    id: str
+    id: Annotated[str, msgspec.Meta(pattern=r"^job_[0-9]+_[0-9]+\Z")]  # figures name the job by it
     name: str | None = None
     state: str | None = None
     user: str | None = None
     queue: str | None = None
-    mapsTotal: int | None = None
-    reducesTotal: int | None = None
+    mapsTotal: Long | None = None
+    reducesTotal: Long | None = None
     uberized: bool | None = None
-    failedMapAttempts: int | None = None
-    failedReduceAttempts: int | None = None
-    killedMapAttempts: int | None = None
-    killedReduceAttempts: int | None = None
+    failedMapAttempts: Long | None = None
+    failedReduceAttempts: Long | None = None
+    killedMapAttempts: Long | None = None
+    killedReduceAttempts: Long | None = None
     diagnostics: str | None = None
 
 
@@ -47,7 +47,7 @@ class _JobAnswer(msgspec.Struct):
 
 class _Counter(msgspec.Struct, kw_only=True):
     name: str | None = None
-    totalCounterValue: int | None = None
+    totalCounterValue: Long | None = None
 
 
 class _CounterGroup(msgspec.Struct, kw_only=True):
@@ -80,7 +80,7 @@ def job_id_of(app_id: str) -> str:
 def parse_job(body: bytes) -> JhsJob:
     try:
         return _job_decoder.decode(body).job
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:  # msgspec: RecursionError past the depth limit
         raise ParseError(f"job answer unreadable: {first_line(exc)}") from None
 
 
@@ -94,7 +94,7 @@ def parse_counters(body: bytes) -> Counters:
     """``{group name: {counter name: total}}``; an empty dict when the job has no counters."""
     try:
         answer = _counters_decoder.decode(body).jobCounters
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:  # msgspec: RecursionError past the depth limit
         raise ParseError(f"counters answer unreadable: {first_line(exc)}") from None
     out: Counters = {}
     for group in _as_list(answer.counterGroup):
@@ -109,15 +109,15 @@ def parse_counters(body: bytes) -> Counters:
 
 def _lookup(counters: Counters, groups: tuple[str, ...], name: str) -> int | None:
     for group in groups:
-        value = counters.get(group, {}).get(name)
+        value = as_count(counters.get(group, {}).get(name))
         if value is not None:
             return value
     return None
 
 
 def _sum(*values: int | None) -> int | None:
-    known = [v for v in values if v is not None]
-    return sum(known) if known else None
+    known = [v for v in map(as_count, values) if v is not None]
+    return as_count(sum(known)) if known else None
 
 
 def mapreduce_figures(job: JhsJob, counters: Counters, *, include_counters: bool = False) -> dict[str, Any]:
@@ -137,8 +137,8 @@ def mapreduce_figures(job: JhsJob, counters: Counters, *, include_counters: bool
         "map_output_records": _lookup(counters, TASK_GROUPS, "MAP_OUTPUT_RECORDS"),
         "reduce_input_records": _lookup(counters, TASK_GROUPS, "REDUCE_INPUT_RECORDS"),
         "reduce_output_records": _lookup(counters, TASK_GROUPS, "REDUCE_OUTPUT_RECORDS"),
-        "maps": job.mapsTotal,
-        "reduces": job.reducesTotal,
+        "maps": as_count(job.mapsTotal),
+        "reduces": as_count(job.reducesTotal),
         "failed_task_attempts": _sum(job.failedMapAttempts, job.failedReduceAttempts),
         "killed_task_attempts": _sum(job.killedMapAttempts, job.killedReduceAttempts),
         "cpu_ms": _lookup(counters, TASK_GROUPS, "CPU_MILLISECONDS"),

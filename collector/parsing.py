@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+import re
+from typing import Annotated, Any
+
+import msgspec
+
+#: A Java long: the widest integer a Hadoop daemon sends. Anything wider is garbage, and no
+#: event could carry it (the encoder refuses integers past 64 bits).
+LONG_MIN, LONG_MAX = -(2**63), 2**63 - 1
+Long = Annotated[int, msgspec.Meta(ge=LONG_MIN, le=LONG_MAX)]
 
 
 class ParseError(ValueError):
@@ -28,13 +36,23 @@ def as_number(value: Any) -> float | None:
 
 
 def as_int(value: Any) -> int | None:
-    """An integer, exactly (no float round trip for integers and integer strings)."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value)
-    number = as_number(value)
-    return None if number is None else int(number)
+    """An integer, exactly (no float round trip for integers and integer strings); None for
+    absent, junk, or wider than a Java long."""
+    if isinstance(value, str) and _INTEGER.fullmatch(value.strip()) and len(value) < 40:
+        value = int(value)
+    if not (isinstance(value, int) and not isinstance(value, bool)):
+        number = as_number(value)
+        value = None if number is None else int(number)
+    return value if value is not None and LONG_MIN <= value <= LONG_MAX else None
+
+
+_INTEGER = re.compile(r"-?[0-9]+")
+
+
+def as_count(value: int | None) -> int | None:
+    """A count or size for the events: negative (Hadoop's "none", or junk) or wider than a long
+    (a sum gone past it) is unknown, never a number."""
+    return value if value is not None and 0 <= value <= LONG_MAX else None
 
 
 def as_text(value: Any) -> str | None:

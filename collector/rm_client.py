@@ -2,7 +2,8 @@
 
 Standby RMs answer in several ways, all of which mean "ask the other one":
 a 307 (with or without ``Location``), a 200 ``text/plain`` "This is standby RM ...",
-"There is no active RM right now", or any other non-JSON body. ``/ws/v1/cluster/info``
+"There is no active RM right now", or any other non-JSON body. A 5xx that outlasts the
+HTTP layer's retries also sends the client to the other RM. ``/ws/v1/cluster/info``
 is never redirected and tells the HA state directly, so it is how the active RM is found.
 """
 
@@ -14,6 +15,7 @@ from collections.abc import Mapping, Sequence
 import structlog
 
 from .http import HttpPeer, PeerError, PeerHTTPError, PeerUnreachable, Response
+from .metrics import METRICS, Metrics
 from .parsing import ParseError
 from .rm_models import (
     ACTIVE_STATES,
@@ -68,7 +70,7 @@ def rm_clock_ms(resp: Response) -> int | None:
 
 
 class ResourceManager:
-    def __init__(self, urls: Sequence[str], peer: HttpPeer, *, cluster: str) -> None:
+    def __init__(self, urls: Sequence[str], peer: HttpPeer, *, cluster: str, metrics: Metrics = METRICS) -> None:
         if not urls:
             raise ValueError("at least one ResourceManager URL is required")
         self.urls = [u.rstrip("/") for u in urls]
@@ -76,6 +78,8 @@ class ResourceManager:
         self.cluster = cluster
         self.active_url: str | None = self.urls[0] if len(self.urls) == 1 else None
         self.failovers = 0
+        self._metrics = metrics
+        metrics.set_active_rm(cluster, self.urls, self.active_url)
 
     async def cluster_info(self) -> tuple[ClusterInfo, int | None]:
         """Info of the active RM and its clock; finds the active RM on the way.
@@ -92,9 +96,7 @@ class ResourceManager:
             reason = f"haState {info.haState}, state {info.state}"
             if len(self.urls) == 1:
                 raise NoActiveRM(self.urls[0], f"the ResourceManager is not active ({reason})")
-            log.warning("rm.failover", cluster=self.cluster, rm=self.active_url, reason=reason)
-            self.active_url = None
-            self.failovers += 1
+            self._failover(self.active_url, reason)
         raise NoActiveRM(self.urls[0], "no active ResourceManager answered")
 
     async def cluster_metrics(self) -> dict[str, int | None]:
@@ -116,11 +118,15 @@ class ResourceManager:
         )
 
     async def app(self, app_id: str) -> RawApp | None:
-        """One app, or None when the RM no longer knows it (evicted or lost in a restart)."""
+        """One app, or None when the RM no longer knows it (evicted or lost in a restart).
+
+        Only the RM's own answer counts (its NotFoundException): a 404 page from a proxy or
+        gateway in front of it says nothing about the app, and a wrong None would report it
+        vanished."""
         try:
             resp = await self._get(f"{APPS_PATH}/{app_id}")
         except PeerHTTPError as exc:
-            if exc.status == 404:
+            if exc.status == 404 and "NotFoundException" in exc.body_excerpt:
                 return None
             raise
         return parse_app(resp.body)
@@ -138,15 +144,24 @@ class ResourceManager:
                 resp = await self.peer.get(base + path, params)
                 classify(resp)
                 return resp
-            except (StandbyAnswer, PeerUnreachable) as exc:
+            except (StandbyAnswer, PeerUnreachable, PeerHTTPError) as exc:
+                if isinstance(exc, PeerHTTPError) and exc.status < 500:
+                    raise  # about the request (404, 403), not about this RM
+                # 5xx after the HTTP layer's retries: an RM (or its gateway) in trouble, maybe
+                # for good; the other RM may be the active one by now.
                 last = exc
                 if len(self.urls) == 1:
                     raise
-                log.warning("rm.failover", cluster=self.cluster, rm=base, reason=exc.message)
-                self.active_url = None
-                self.failovers += 1
+                self._failover(base, exc.message)
         assert last is not None
         raise NoActiveRM(self.urls[0], f"no active ResourceManager answered: {last.message}")
+
+    def _failover(self, left: str | None, reason: str) -> None:
+        log.warning("rm.failover", cluster=self.cluster, rm=left, reason=reason)
+        self.active_url = None
+        self.failovers += 1
+        self._metrics.rm_failover(self.cluster)
+        self._metrics.set_active_rm(self.cluster, self.urls, None)
 
     async def _find_active(self) -> str:
         reasons: list[str] = []
@@ -164,5 +179,6 @@ class ResourceManager:
             if self.active_url != base:
                 log.info("rm.active", cluster=self.cluster, rm=base, ha_state=info.haState)
             self.active_url = base
+            self._metrics.set_active_rm(self.cluster, self.urls, base)
             return base
         raise NoActiveRM(self.urls[0], "no active ResourceManager: " + "; ".join(reasons))

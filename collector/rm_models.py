@@ -12,11 +12,13 @@ which is cheaper than building dicts for the whole answer.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
+from typing import Annotated, Literal
 
 import msgspec
 
-from .parsing import ParseError, first_line
+from .parsing import Long, ParseError, as_int, first_line
 
 ACTIVE_STATES = ("NEW", "NEW_SAVING", "SUBMITTED", "ACCEPTED", "RUNNING")
 TERMINAL_STATES = ("FINISHED", "FAILED", "KILLED")
@@ -25,11 +27,16 @@ TERMINAL_STATES = ("FINISHED", "FAILED", "KILLED")
 _NULL_RAW = msgspec.Raw(b"null")
 
 
+#: What events can carry: an element with another id or state is unreadable, not a record.
+AppId = Annotated[str, msgspec.Meta(pattern=r"^application_[0-9]+_[0-9]+\Z")]
+AppState = Literal["NEW", "NEW_SAVING", "SUBMITTED", "ACCEPTED", "RUNNING", "FINISHED", "FAILED", "KILLED"]
+
+
 class RawApp(msgspec.Struct, kw_only=True):
     """One element of ``apps.app`` as the RM sends it (Hadoop 2.7 to 3.x)."""
 
-    id: str
-    state: str
+    id: AppId
+    state: AppState
     user: str | None = None
     name: str | None = None
     queue: str | None = None
@@ -38,33 +45,33 @@ class RawApp(msgspec.Struct, kw_only=True):
     trackingUI: str | None = None
     trackingUrl: str | None = None
     diagnostics: str | None = None
-    clusterId: int | None = None
+    clusterId: Long | None = None
     applicationType: str | None = None
     applicationTags: str | None = None
-    priority: int | None = None
-    startedTime: int | None = None
-    launchTime: int | None = None
-    finishedTime: int | None = None
-    elapsedTime: int | None = None
+    priority: Long | None = None
+    startedTime: Long | None = None
+    launchTime: Long | None = None
+    finishedTime: Long | None = None
+    elapsedTime: Long | None = None
     amContainerLogs: str | None = None
     amHostHttpAddress: str | None = None
-    allocatedMB: int | None = None
-    allocatedVCores: int | None = None
-    reservedMB: int | None = None
-    reservedVCores: int | None = None
-    runningContainers: int | None = None
-    memorySeconds: int | None = None
-    vcoreSeconds: int | None = None
+    allocatedMB: Long | None = None
+    allocatedVCores: Long | None = None
+    reservedMB: Long | None = None
+    reservedVCores: Long | None = None
+    runningContainers: Long | None = None
+    memorySeconds: Long | None = None
+    vcoreSeconds: Long | None = None
     queueUsagePercentage: float | None = None
     clusterUsagePercentage: float | None = None
     # Raw: the RM repeats the key "entry", which a dict decoder would collapse.
     resourceSecondsMap: msgspec.Raw = _NULL_RAW
-    preemptedResourceMB: int | None = None
-    preemptedResourceVCores: int | None = None
-    numNonAMContainerPreempted: int | None = None
-    numAMContainerPreempted: int | None = None
-    preemptedMemorySeconds: int | None = None
-    preemptedVcoreSeconds: int | None = None
+    preemptedResourceMB: Long | None = None
+    preemptedResourceVCores: Long | None = None
+    numNonAMContainerPreempted: Long | None = None
+    numAMContainerPreempted: Long | None = None
+    preemptedMemorySeconds: Long | None = None
+    preemptedVcoreSeconds: Long | None = None
     logAggregationStatus: str | None = None
     unmanagedApplication: bool | None = None
 
@@ -95,8 +102,8 @@ class _OneAppAnswer(msgspec.Struct):
 
 
 class ClusterInfo(msgspec.Struct, kw_only=True):
-    id: int | None = None
-    startedOn: int | None = None
+    id: Long | None = None
+    startedOn: Long | None = None
     state: str | None = None
     haState: str | None = None
     rmStateStoreName: str | None = None
@@ -145,9 +152,10 @@ def parse_apps(body: bytes) -> AppsPage:
     try:
         answer = _apps_decoder.decode(body)
     except msgspec.DecodeError as exc:
-        if isinstance(exc, msgspec.ValidationError):
-            return _parse_apps_one_by_one(body, exc)
-        raise ParseError(f"apps answer is not valid JSON: {first_line(exc)}") from None
+        # A wrong shape, or text that is not UTF-8, in one element: the others still count.
+        return _parse_apps_one_by_one(body, exc)
+    except RecursionError:  # msgspec raises it past the interpreter's depth limit
+        raise ParseError("apps answer is nested too deeply") from None
     if answer.apps is None or answer.apps.app is None:
         return AppsPage([])
     apps = answer.apps.app
@@ -157,17 +165,18 @@ def parse_apps(body: bytes) -> AppsPage:
 def _parse_apps_one_by_one(body: bytes, first_error: Exception) -> AppsPage:
     """Slow path when some element has a wrong shape: keep every app that parses."""
     try:
-        answer = _raw_apps_decoder.decode(body)
-    except msgspec.DecodeError:
-        raise ParseError(f"apps answer has an unexpected shape: {first_line(first_error)}") from None
+        answer = _raw_apps_decoder.decode(body)  # Raw elements: their text is not checked yet
+    except (msgspec.DecodeError, RecursionError):
+        what = "has an unexpected shape" if isinstance(first_error, msgspec.ValidationError) else "is not valid JSON"
+        raise ParseError(f"apps answer {what}: {first_line(first_error)}") from None
     apps: list[RawApp] = []
     unreadable: set[str] = set()
     problems: list[str] = []
     complete = True
     for raw in (answer.apps.app if answer.apps and answer.apps.app else []):
         try:
-            app = _app_decoder.decode(raw)
-        except msgspec.DecodeError as exc:
+            app = _decode_app(raw)
+        except (msgspec.DecodeError, RecursionError) as exc:
             app_id = _loose_id(raw)
             if app_id is None:
                 complete = False
@@ -179,27 +188,43 @@ def _parse_apps_one_by_one(body: bytes, first_error: Exception) -> AppsPage:
     return AppsPage(apps, frozenset(unreadable), complete, tuple(problems))
 
 
+def _decode_app(raw: msgspec.Raw) -> RawApp:
+    try:
+        return _app_decoder.decode(raw)
+    except msgspec.DecodeError:
+        # Java writes a lone surrogate (text cut inside a pair, e.g. truncated diagnostics) as
+        # bytes that are not UTF-8: read the app with U+FFFD in their place.
+        text = bytes(raw)
+        repaired = text.decode("utf-8", "replace").encode()
+        if repaired == text:
+            raise
+        return _app_decoder.decode(repaired)
+
+
 def _loose_id(raw: msgspec.Raw) -> str | None:
     try:
-        value = json.loads(bytes(raw))
-    except ValueError:
+        value = json.loads(bytes(raw).decode("utf-8", "replace"))
+    except (ValueError, RecursionError):
         return None
     app_id = value.get("id") if isinstance(value, dict) else None
-    return app_id if isinstance(app_id, str) and app_id.startswith("application_") else None
+    return app_id if isinstance(app_id, str) and _APP_ID.fullmatch(app_id) else None
+
+
+_APP_ID = re.compile(r"application_[0-9]+_[0-9]+")
 
 
 def parse_app(body: bytes) -> RawApp:
     """Parse ``/ws/v1/cluster/apps/{id}``."""
     try:
         return _one_app_decoder.decode(body).app
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise ParseError(f"app answer unreadable: {first_line(exc)}") from None
 
 
 def parse_cluster_info(body: bytes) -> ClusterInfo:
     try:
         return _cluster_info_decoder.decode(body).clusterInfo
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise ParseError(f"cluster info unreadable: {first_line(exc)}") from None
 
 
@@ -218,7 +243,7 @@ def resource_seconds(raw: msgspec.Raw | None) -> dict[str, int] | None:
         return None
     try:
         top = json.loads(bytes(raw), object_pairs_hook=_Pairs)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if not isinstance(top, _Pairs):
         return None
@@ -231,9 +256,7 @@ def resource_seconds(raw: msgspec.Raw | None) -> dict[str, int] | None:
         if not isinstance(entry, _Pairs):
             continue
         fields = dict(entry)
-        name, amount = fields.get("key"), fields.get("value")
-        try:
-            result[str(name)] = int(amount)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            continue
+        name, amount = fields.get("key"), as_int(fields.get("value"))
+        if isinstance(name, str) and amount is not None:
+            result[name] = amount
     return result or None

@@ -47,6 +47,7 @@ class RmPoller:
         self.overlap_ms = overlap_ms
         self.backfill_ms = backfill_ms
         self._lookups = asyncio.Semaphore(lookup_concurrency)
+        self._ids: dict[str, int] = {}  # clusterInfo.id last seen from each RM URL
 
     async def poll(self, local_now_ms: int) -> PollResult:
         """Observe once; ``state`` only changes in its bookkeeping (cluster id, first watermark).
@@ -56,12 +57,7 @@ class RmPoller:
         """
         state = self.state
         info, rm_now = await self.rm.cluster_info()
-        if info.id is not None and info.id != state.rm_cluster_id:
-            if state.rm_cluster_id is not None:
-                log.warning(
-                    "rm.restarted", cluster=self.rm.cluster, old_id=state.rm_cluster_id, new_id=info.id
-                )
-            state.rm_cluster_id = info.id
+        self._note_restart(info)
         if state.watermark is None:
             # First start: report apps that ended within the backfill window, not the
             # whole retained history. The RM's clock decides, not ours.
@@ -86,6 +82,20 @@ class RmPoller:
                     view[app_id] = outcome
         transitions = diff(state, view, vanished)
         return PollResult(transitions, info, view)
+
+    def _note_restart(self, info: ClusterInfo) -> None:
+        """Log once when the RM in use restarted: the same RM with a new clusterInfo.id (its
+        start time). The two RMs of an HA pair each have their own id, so a failover changes
+        the id too without being a restart. With one RM, the checkpointed id stands for it."""
+        if info.id is None:
+            return
+        url = self.rm.active_url or self.rm.urls[0]
+        single = len(self.rm.urls) == 1
+        before = self._ids.get(url, self.state.rm_cluster_id if single else None)
+        if before is not None and before != info.id:
+            log.warning("rm.restarted", cluster=self.rm.cluster, rm=url, old_id=before, new_id=info.id)
+        self._ids[url] = info.id
+        self.state.rm_cluster_id = info.id
 
     async def _lookup(self, app_id: str) -> RawApp | object | None:
         """The app's record, ``_GONE`` when the RM no longer knows it, None when unsure."""

@@ -64,7 +64,7 @@ def _resources(value: Any) -> Resources | None:
     if isinstance(value, str):
         match = _RESOURCE_TEXT.search(value)
         if match:
-            return Resources(int(match.group(1)), int(match.group(2)))
+            return Resources(as_int(match.group(1)), as_int(match.group(2)))
     return None
 
 
@@ -90,14 +90,17 @@ def parse_scheduler(body: bytes) -> list[QueueRecord]:
         raise ParseError("scheduler answer unreadable: schedulerInfo is not an object")
     kind = str(info.get("type", ""))
     out: list[QueueRecord] = []
-    if kind == "fairScheduler":
-        root = info.get("rootQueue")
-        if isinstance(root, dict):
-            _walk(root, None, "fair", "childQueues", out)
-    elif kind == "fifoScheduler":
-        out.append(_record(info | {"queueName": "root"}, "root", None, "fifo", True))
-    else:  # capacityScheduler (and look-alikes)
-        _walk(info | {"queueName": info.get("queueName", "root")}, None, "capacity", "queues", out)
+    try:
+        if kind == "fairScheduler":
+            root = info.get("rootQueue")
+            if isinstance(root, dict):
+                _walk(root, None, "fair", "childQueues", out)
+        elif kind == "fifoScheduler":
+            out.append(_record(info | {"queueName": "root"}, "root", None, "fifo", True))
+        else:  # capacityScheduler (and look-alikes)
+            _walk(info | {"queueName": info.get("queueName", "root")}, None, "capacity", "queues", out)
+    except RecursionError:  # queues nested about a thousand deep: no real scheduler, but no crash
+        raise ParseError("scheduler answer unreadable: queues nested too deeply") from None
     return out
 
 

@@ -1,8 +1,11 @@
-"""The service loops: per cluster, poll -> events -> sink -> commit, and enrich ended
-applications -> finished events -> sink -> commit, until asked to stop.
+"""The service loops, per cluster: poll -> events -> backlog; enrich ended applications ->
+finished events -> backlog; take snapshots and heartbeats -> backlog; and one delivery loop
+that sends the backlog to Kafka in order and checkpoints what Kafka acknowledged.
 
-State advances only for the events the sink acknowledged; whatever failed is derived again
-in the next cycle, with the same ids.
+Polling does not wait for Kafka: while the broker is slow or down the backlog grows (up to
+``kafka.backlog_max_bytes``, then polling pauses) and drains in order when it is back. The
+checkpointed state advances only with acknowledged events, so a crash at any moment loses
+nothing: a restart re-derives what was not acknowledged, with the same ids.
 """
 
 from __future__ import annotations
@@ -10,27 +13,31 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 import structlog
 
-from . import enrichment, schemas
+from . import __version__, enrichment, schemas
 from .config import ClusterConfig, Config
 from .enricher import Enricher
 from .enrichment import Outcome, Pending, pending_for, rm_usage_final
 from .events import (
     Event,
     EventContext,
+    Liveness,
     application_record,
     cluster_snapshot,
     finished_event,
     hdfs_snapshot,
+    heartbeat,
     queue_snapshot,
     transition_event,
 )
 from .http import HttpPeer, PeerError, RetryPolicy
 from .jhs_client import JobHistory
+from .metrics import METRICS, PeerKind, PeerLabel
+from .outbox import Outbox, Queued
 from .parsing import ParseError
 from .rm_client import ResourceManager
 from .rm_models import TERMINAL_STATES, RawApp
@@ -38,7 +45,7 @@ from .rm_poller import PollResult, RmPoller
 from .shs_client import SparkHistory
 from .sinks import Sink, SinkError
 from .state_store import FileStore
-from .tracker import TrackerState, Transition, commit, prune
+from .tracker import TrackerState, apply, copy_state, prune, step_of
 from .webhdfs_client import NoActiveNameNode, WebHdfs
 
 log = structlog.get_logger(__name__)
@@ -47,6 +54,9 @@ log = structlog.get_logger(__name__)
 ENRICH_TICK_S = 1.0
 #: At most one warning per history server in this many seconds while it is in trouble.
 HISTORY_WARN_S = 60.0
+#: Events handed to the sink at once (the producer batches them further per partition).
+DELIVERY_BATCH = 5000
+DEFAULT_BACKLOG_BYTES = 64 * 1024 * 1024
 
 
 def wall_ms() -> int:
@@ -64,6 +74,7 @@ class ClusterWorker:
     sink: Sink
     validate: bool = True
     clock: Callable[[], int] = wall_ms
+    #: What Kafka acknowledged: the state that is checkpointed (plain data).
     state: TrackerState = field(default_factory=TrackerState)
     #: Ended applications waiting for their history server (plain data, like ``state``).
     pending: dict[str, Pending] = field(default_factory=dict)
@@ -72,37 +83,60 @@ class ClusterWorker:
     store: FileStore | None = None
     #: Ignore an existing checkpoint (it is overwritten by the first save).
     fresh: bool = False
+    backlog_max_bytes: int = DEFAULT_BACKLOG_BYTES
+    #: At stop, the longest wait for Kafka to take what is queued.
+    shutdown_timeout_s: float = 20.0
 
     def __post_init__(self) -> None:
         poll = self.cfg.poll
         if self.store is not None and not self.fresh:
             saved = self.store.load()  # CheckpointError: refuse to start rather than start from zero
-            if saved is not None:
-                self.state, self.pending = saved
-                log.info("checkpoint.loaded", cluster=self.cfg.name, apps=len(self.state.apps),
-                         pending=len(self.pending), watermark=self.state.watermark)
+        else:
+            saved = None
+        if saved is not None:
+            self.state, self.pending = saved.state, saved.pending
+            log.info("checkpoint.loaded", cluster=self.cfg.name, apps=len(self.state.apps),
+                     pending=len(self.pending), watermark=self.state.watermark, backlog=len(saved.backlog))
+        #: What has been queued: the poller diffs against it (ahead of ``state`` by the backlog).
+        self.seen = copy_state(self.state)
+        self.outbox = Outbox(self.backlog_max_bytes)
+        #: The backlog holds events the checkpoint does not have yet: save before sending them.
+        self._unsaved = False
+        self._finishing: set[str] = set()  # finished events in the backlog, by app id
+        if saved is not None:  # events queued before the stop go out first, as they were
+            apply(self.seen, [q.step for q in saved.backlog if q.step is not None])
+            self.outbox.put(saved.backlog)
+            self._finishing.update(q.finished_app for q in saved.backlog if q.finished_app is not None)
+        self.started_ms = self.clock()
+        self.last_poll_ok_ms: int | None = None
+        self.last_poll_error: str | None = None
+        self.last_checkpoint_ms: int | None = None
+        self.delivery_ok = True  # the last delivery attempt succeeded (or none was needed)
+        self._queued = asyncio.Event()
+        self._paused = False
         self._peers: list[HttpPeer] = []
         self._tries: dict[str, asyncio.Task[Outcome]] = {}
         self._warned: dict[str, float] = {}
-        self._undelivered: dict[str, bool] = {}
-        self.rm = ResourceManager(self.cfg.resourcemanager.urls, self._peer(), cluster=self.cfg.name)  # type: ignore[arg-type]
+        self.rm = ResourceManager(self.cfg.resourcemanager.urls, self._peer("rm"), cluster=self.cfg.name)  # type: ignore[arg-type]
         self.poller = RmPoller(
             self.rm,
-            self.state,
+            self.seen,
             overlap_ms=int(float(poll.overlap) * 1000),
             backfill_ms=int(float(poll.backfill) * 1000),
         )
         enrich = self.cfg.enrichment
         jhs, shs = self.cfg.jobhistory, self.cfg.spark_history
         self.enricher = Enricher(
-            JobHistory(jhs.url, self._peer(1), concurrency=jhs.concurrency, include_counters=enrich.include_counters)
+            JobHistory(jhs.url, self._peer("jhs", 1), concurrency=jhs.concurrency,
+                       include_counters=enrich.include_counters)
             if jhs
             else None,
-            SparkHistory(shs.url, self._peer(1), concurrency=shs.concurrency) if shs else None,
+            SparkHistory(shs.url, self._peer("shs", 1), concurrency=shs.concurrency) if shs else None,
         )
         hdfs = self.cfg.hdfs
         self.hdfs = (
-            WebHdfs(hdfs.namenode_urls, self._peer(1), concurrency=hdfs.concurrency, spacing_s=float(hdfs.spacing))  # type: ignore[arg-type]
+            WebHdfs(hdfs.namenode_urls, self._peer("webhdfs", 1),  # type: ignore[arg-type]
+                    concurrency=hdfs.concurrency, spacing_s=float(hdfs.spacing))
             if hdfs
             else None
         )
@@ -112,7 +146,15 @@ class ClusterWorker:
             max_age_ms=int(float(enrich.max_age) * 1000),
         )
 
-    def _peer(self, attempts: int = 3) -> HttpPeer:
+    @property
+    def cluster_name(self) -> str:
+        return self.cfg.name
+
+    @property
+    def poll_interval_s(self) -> float:
+        return float(self.cfg.poll.interval)
+
+    def _peer(self, kind: PeerKind, attempts: int = 3) -> HttpPeer:
         """One HTTP session per peer, all with the cluster's auth and timeouts. History
         servers get one attempt per request: their queue entry retries with its own backoff."""
         peer = HttpPeer(
@@ -120,41 +162,144 @@ class ClusterWorker:
             user_name=self.cfg.auth.user_name,
             verify_tls=self.cfg.auth.verify_tls,
             retry=RetryPolicy(attempts=attempts, base_delay=0.5, max_delay=5.0),
+            label=PeerLabel(self.cfg.name, kind),
         )
         self._peers.append(peer)
         return peer
 
     def _context(self) -> EventContext:
-        return EventContext(self.cfg.name, self.state.rm_cluster_id, self.cfg.diagnostics_limit)
+        return EventContext(self.cfg.name, self.seen.rm_cluster_id, self.cfg.diagnostics_limit)
 
-    async def cycle(self) -> int:
-        """One poll; returns how many events were delivered. Raises on any failure, after
-        committing exactly the transitions whose events Kafka acknowledged."""
+    @property
+    def _overlap_ms(self) -> int:
+        return int(float(self.cfg.poll.overlap) * 1000)
+
+    def _backlog_full(self, step: str) -> bool:
+        """True while the backlog is at its bound: then nothing new is observed (and so
+        nothing dropped); what the RM still shows is picked up once Kafka drained it."""
+        if self.outbox.full:
+            if not self._paused:
+                self._paused = True
+                log.warning("backlog.full_polling_paused", cluster=self.cfg.name, step=step,
+                            events=len(self.outbox), bytes=self.outbox.bytes, max_bytes=self.outbox.max_bytes)
+            return True
+        if self._paused:
+            self._paused = False
+            log.info("backlog.polling_resumed", cluster=self.cfg.name, events=len(self.outbox))
+        return False
+
+    def _queue(self, entries: list[Queued]) -> None:
+        self.outbox.put(entries)
+        if entries:
+            self._queued.set()
+            self._unsaved = self._unsaved or any(e.stateful for e in entries)
+        METRICS.set_backlog(self.cfg.name, len(self.outbox), self.outbox.bytes)
+
+    def _entry(self, event: Event, observed_at_ms: int, **effect: object) -> Queued | None:
+        """A backlog entry for ``event``, or None when it fails its schema (logged)."""
+        if not self._valid(event):
+            return None
+        return Queued(event, len(event.encode()), observed_at_ms=observed_at_ms, **effect)  # type: ignore[arg-type]
+
+    async def poll_step(self) -> int:
+        """Poll the RM once and queue the events of what changed; returns how many."""
+        if self._backlog_full("poll"):
+            return 0
         observed_at = self.clock()
-        result: PollResult = await self.poller.poll(observed_at)
+        try:
+            result: PollResult = await self.poller.poll(observed_at)
+        except Exception as exc:
+            self.last_poll_error = f"{type(exc).__name__}: {exc}"
+            raise
+        self.last_poll_ok_ms, self.last_poll_error = observed_at, None
+        METRICS.poll_succeeded(self.cfg.name, observed_at)
         ctx = self._context()
-        pairs: list[tuple[Transition, Event]] = []
+        entries: list[Queued] = []
         for t in result.transitions:
             try:
-                pairs.append((t, transition_event(ctx, t, observed_at)))
+                event = transition_event(ctx, t, observed_at)
             except Exception as exc:  # one odd record must not hold up every other app
                 log.warning("event.build_failed", cluster=self.cfg.name, app_id=t.app_id, error=repr(exc))
-        settled, failure = await self._deliver("poll", [event for _, event in pairs])
-        done = [(t, event) for t, event in pairs if event.id in settled]
-        commit(self.state, [t for t, _ in done])
-        # Only now, with the end on Kafka, may its finished event follow (same key, later).
-        for t, event in done:
-            if t.app is not None and t.state in TERMINAL_STATES and t.app_id not in self.pending:
-                self.pending[t.app_id] = pending_for(t.app, event.envelope["data"]["application"], observed_at)
+                continue
+            opens = None  # an end opens the wait for its finished event, once Kafka has the end
+            if t.app is not None and t.state in TERMINAL_STATES:
+                opens = pending_for(t.app, event.envelope["data"]["application"], observed_at)
+            entry = self._entry(event, observed_at, step=step_of(t), pending=opens)
+            if entry is not None:  # else not marked seen: derived (and reported) again next cycle
+                entries.append(entry)
+        apply(self.seen, [e.step for e in entries if e.step is not None])
+        self._queue(entries)
         self._refresh_pending(result.view)
-        prune(self.state, int(float(self.cfg.poll.overlap) * 1000))
+        prune(self.seen, self._overlap_ms)
+        METRICS.set_watermark(self.cfg.name, self.seen.watermark)
+        bookkeeping = (self.seen.floor, self.seen.rm_cluster_id)
+        if bookkeeping != (self.state.floor, self.state.rm_cluster_id):
+            self.state.floor, self.state.rm_cluster_id = bookkeeping
+            if not self.outbox:  # else the next acknowledgement saves it
+                self._checkpoint()
+        return len(entries)
+
+    async def cycle(self) -> int:
+        """Poll once and deliver the backlog now (``once``, tests); returns how many events
+        were delivered. Raises on any failure, after making durable what Kafka acknowledged."""
+        await self.poll_step()
+        return await self.deliver()
+
+    async def deliver(self) -> int:
+        """Send the backlog, oldest first, and make the acknowledged head durable (state,
+        enrichment queue, checkpoint). Returns how many events Kafka acknowledged; raises
+        ``SinkError`` after settling whatever part of a batch was acknowledged."""
+        delivered = 0
+        if self._unsaved:
+            # Write ahead: once sent, these must be sent again as they are (not derived anew)
+            # if the process dies before their acknowledgement is checkpointed.
+            self._checkpoint()
+        while batch := self.outbox.unacked(DELIVERY_BATCH):
+            failure: SinkError | None = None
+            try:
+                await self.sink.send([q.event for q in batch], self.cfg.topics)
+                acked = {q.event.id for q in batch}
+            except SinkError as exc:
+                acked, failure = set(exc.delivered), exc
+            self._make_durable(self.outbox.settle(acked, batch))
+            delivered += len(acked)
+            self.stats.events += len(acked)
+            METRICS.set_backlog(self.cfg.name, len(self.outbox), self.outbox.bytes)
+            for q in batch:
+                if q.event.id in acked:
+                    METRICS.events_produced(self.cfg.name, q.event.type)
+            self.delivery_ok = failure is None
+            if failure is not None:
+                raise failure
+        return delivered
+
+    def _make_durable(self, done: list[Queued]) -> None:
+        """Apply what Kafka acknowledged (in backlog order) to the checkpointed state."""
+        if not done:
+            return
+        transitions = 0
+        for q in done:
+            if q.step is not None:
+                apply(self.state, [q.step])
+                transitions += 1
+                # Only now, with the end on Kafka, may its finished event follow (same key, later).
+                if q.pending is not None and q.pending.app_id not in self.pending:
+                    self.pending[q.pending.app_id] = q.pending
+            elif q.finished_app is not None:
+                self.pending.pop(q.finished_app, None)
+                self._finishing.discard(q.finished_app)
+                info = q.event.envelope["data"]["enrichment"]
+                if info["status"] == "unavailable":
+                    gave_up = "gave up after" in (info["reason"] or "")
+                    METRICS.enrichment_unavailable(self.cfg.name, "gave_up" if gave_up else "other")
+                log.info("enrichment.published", cluster=self.cfg.name, app_id=q.finished_app,
+                         status=info["status"], reason=info["reason"], after_end_ms=info["after_end_ms"],
+                         attempts=info["attempts"])
+        prune(self.state, self._overlap_ms)
         self._checkpoint()
-        self.stats.events += len(done)
-        if failure is not None:
-            raise failure
-        if done:
-            log.info("poll.delivered", cluster=self.cfg.name, events=len(done), apps_seen=result.apps_seen)
-        return len(done)
+        self._report_queue()
+        if transitions:
+            log.info("poll.delivered", cluster=self.cfg.name, events=transitions, backlog=len(self.outbox))
 
     def _refresh_pending(self, view: Mapping[str, RawApp]) -> None:
         """Keep the RM's record of waiting applications current: right after FINISHED the
@@ -166,13 +311,14 @@ class ClusterWorker:
                 p.record = application_record(app, limit)
                 p.rm_final = rm_usage_final(app)
 
-    async def enrich_cycle(self, wait: bool = False) -> int:
-        """Start a try for every ended application whose turn it is, and publish the finished
-        events of the tries that are done and settled. A slow history server delays only its
-        own applications: tries run as tasks and are collected on a later tick (``wait``
-        collects all of them now, for ``once``). Returns how many events were delivered."""
-        for p in enrichment.due(self.pending, self.clock()):
-            if p.app_id not in self._tries:
+    async def enrich_step(self, wait: bool = False) -> int:
+        """Start a try for every ended application whose turn it is, and queue the finished
+        events of the tries that are done. A slow history server delays only its own
+        applications: tries run as tasks and are collected on a later tick (``wait``
+        collects all of them now, for ``once``). Returns how many events were queued."""
+        now = self.clock()
+        for p in enrichment.due(self.pending, now):
+            if p.app_id not in self._tries and p.app_id not in self._finishing:
                 self._tries[p.app_id] = asyncio.create_task(self._try(p), name=f"enrich:{p.app_id}")
         if wait and self._tries:
             await asyncio.wait(self._tries.values())
@@ -181,7 +327,7 @@ class ClusterWorker:
             del self._tries[app_id]
         now = self.clock()
         ctx = self._context()
-        events: list[Event] = []
+        entries: list[Queued] = []
         for app_id, task in done_tries.items():
             p = self.pending.get(app_id)
             if p is None:
@@ -193,38 +339,32 @@ class ClusterWorker:
             if final is None:
                 log.debug("enrichment.waiting", cluster=self.cfg.name, app_id=app_id, reason=outcome.reason)
                 continue
-            events.append(finished_event(ctx, p, final, now))
-        settled, failure = await self._deliver("enrich", events)
-        delivered = 0
-        for event in events:
-            app_id = event.envelope["subject"]
-            if event.id not in settled:
-                if failure is None:  # it failed its schema (logged): try again later, not every tick
-                    self.pending[app_id].next_try_ms = now + self.retry.max_delay_ms
+            entry = self._entry(finished_event(ctx, p, final, now), now, finished_app=app_id)
+            if entry is None:  # it failed its schema (logged): try again later, not every tick
+                p.next_try_ms = now + self.retry.max_delay_ms
                 continue
-            delivered += 1
-            del self.pending[app_id]
-            info = event.envelope["data"]["enrichment"]
-            log.info(
-                "enrichment.published",
-                cluster=self.cfg.name,
-                app_id=app_id,
-                status=info["status"],
-                reason=info["reason"],
-                after_end_ms=info["after_end_ms"],
-                attempts=info["attempts"],
-            )
-        if delivered:
-            self._checkpoint()
-        self.stats.events += delivered
-        if failure is not None:
-            raise failure
-        return delivered
+            entries.append(entry)
+            self._finishing.add(app_id)
+        self._queue(entries)
+        self._report_queue()
+        return len(entries)
+
+    def _report_queue(self) -> None:
+        oldest = min((p.ended_ms for p in self.pending.values() if p.ended_ms), default=None)
+        METRICS.set_enrichment_queue(self.cfg.name, len(self.pending), oldest)
+
+    async def enrich_cycle(self, wait: bool = False) -> int:
+        """``enrich_step`` and deliver now (``once``, tests); returns how many were delivered."""
+        await self.enrich_step(wait)
+        return await self.deliver()
 
     def _checkpoint(self) -> None:
         """Save what Kafka has acknowledged; a restart resumes from here (same ids)."""
         if self.store is not None:
-            self.store.save(self.state, self.pending)
+            self.store.save(self.state, self.pending, self.outbox.stateful())
+            self._unsaved = False
+            self.last_checkpoint_ms = self.clock()
+            METRICS.checkpoint_saved(self.cfg.name, self.last_checkpoint_ms)
 
     async def _try(self, p: Pending) -> Outcome:
         """One try; never raises, so one odd answer cannot stall the queue."""
@@ -242,57 +382,45 @@ class ClusterWorker:
             self._warned[server] = now
             log.warning("enrichment.history_unavailable", cluster=self.cfg.name, server=server, reason=outcome.reason)
 
-    async def _deliver(self, loop: str, events: list[Event]) -> tuple[set[str], SinkError | None]:
-        """Send the events that match their schema. Returns the ids acknowledged and the
-        delivery failure, if any. An event that fails its schema is neither sent nor
-        acknowledged: its application waits (and the error repeats) rather than being lost."""
-        if not events:
-            return set(), None
-        valid = self._checked(events)
-        try:
-            await self.sink.send(valid, self.cfg.topics)
-        except SinkError as exc:
-            self._undelivered[loop] = True
-            return set(exc.delivered), exc
-        self._undelivered[loop] = False
-        return {e.id for e in valid}, None
-
     @property
     def undelivered(self) -> bool:
-        """The last delivery of the poll or the enrich loop failed: those events are not on Kafka."""
-        return any(self._undelivered.values())
+        """Events are queued that Kafka has not acknowledged (at stop: not on Kafka)."""
+        return len(self.outbox) > 0
 
-    def _checked(self, events: Sequence[Event]) -> list[Event]:
+    def _valid(self, event: Event) -> bool:
         if not self.validate:
-            return list(events)
-        good = []
-        for event in events:
-            try:
-                schemas.validate(event.envelope)
-            except schemas.SchemaViolation as exc:
-                # A bug of ours: sending it would break consumers' contract; say so loudly.
-                log.error("event.schema_violation", cluster=self.cfg.name, error=str(exc))
-                continue
-            good.append(event)
-        return good
+            return True
+        try:
+            schemas.validate(event.envelope)
+        except schemas.SchemaViolation as exc:
+            # A bug of ours: sending it would break consumers' contract; say so loudly.
+            log.error("event.schema_violation", cluster=self.cfg.name, error=str(exc))
+            return False
+        return True
 
     async def cluster_snapshot(self) -> int:
         """``yarn.cluster.snapshot``: the RM's info and metrics now."""
+        if self._backlog_full("cluster_snapshot"):
+            return 0
         info, _ = await self.rm.cluster_info()
         metrics = await self.rm.cluster_metrics()
         event = cluster_snapshot(self._context(), info, metrics, self.clock())
-        return await self._publish("snapshots", [event])
+        return self._publish([event])
 
     async def queue_snapshot(self) -> int:
         """``yarn.queue.snapshot``: one event per scheduler queue, every queue at any depth."""
+        if self._backlog_full("queue_snapshot"):
+            return 0
         info, _ = await self.rm.cluster_info()  # the id of the RM that answers, not the poll's
         queues = await self.rm.queues()
         taken = self.clock()
         ctx = EventContext(self.cfg.name, info.id, self.cfg.diagnostics_limit)
-        return await self._publish("snapshots", [queue_snapshot(ctx, q.to_dict(), taken) for q in queues])
+        return self._publish([queue_snapshot(ctx, q.to_dict(), taken) for q in queues])
 
     async def hdfs_snapshot(self) -> int:
         """``hdfs.usage.snapshot`` per configured path; one bad path never stops the others."""
+        if self._backlog_full("hdfs_snapshot"):
+            return 0
         assert self.hdfs is not None and self.cfg.hdfs is not None
         paths: list[str] = list(self.cfg.hdfs.paths)  # type: ignore[arg-type]
         taken = self.clock()
@@ -311,32 +439,94 @@ class ClusterWorker:
             else:
                 usage, namenode = answer
                 events.append(hdfs_snapshot(self.cfg.name, path, usage, namenode, taken))
-        return await self._publish("snapshots", events)
+        return self._publish(events)
 
-    async def _publish(self, loop: str, events: list[Event]) -> int:
-        settled, failure = await self._deliver(loop, events)
-        if failure is not None:
-            raise failure
-        self.stats.events += len(settled)
-        return len(settled)
+    def _publish(self, events: list[Event]) -> int:
+        """Queue stateless events (snapshots, heartbeats); returns how many."""
+        now = self.clock()
+        entries = [e for e in (self._entry(event, now) for event in events) if e is not None]
+        self._queue(entries)
+        return len(entries)
+
+    async def heartbeat_step(self) -> int:
+        """``collector.heartbeat``: this cluster's collection is alive, and how fresh it is."""
+        if self._backlog_full("heartbeat"):
+            return 0
+        live = Liveness(
+            started_ms=self.started_ms,
+            last_poll_ok_ms=self.last_poll_ok_ms,
+            last_poll_error=self.last_poll_error,
+            active_rm=self.rm.active_url,
+            watermark_ms=self.seen.watermark,
+            tracked_apps=len(self.seen.apps),
+            backlog_events=len(self.outbox) + 1,
+            enrichment_pending=len(self.pending),
+            interval_ms=int(float(self.cfg.heartbeat_interval) * 1000),
+        )
+        return self._publish([heartbeat(self.cfg.name, live, __version__, self.clock())])
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Poll, enrich and take snapshots until ``stop``; each loop finishes its cycle."""
+        """Poll, enrich, take snapshots and heartbeats until ``stop``, while the delivery
+        loop sends the backlog; then deliver what is queued, for at most ``shutdown_timeout_s``."""
         snapshots = self.cfg.snapshots
-        async with asyncio.TaskGroup() as group:
-            group.create_task(self._loop(stop, "poll", self.cycle, float(self.cfg.poll.interval)))
-            group.create_task(self._loop(stop, "enrich", self.enrich_cycle, ENRICH_TICK_S))
-            for name, step, interval in (
-                ("cluster_snapshot", self.cluster_snapshot, snapshots.cluster_interval),
-                ("queue_snapshot", self.queue_snapshot, snapshots.queue_interval),
-                ("hdfs_snapshot", self.hdfs_snapshot, snapshots.hdfs_interval if self.hdfs else 0),
-            ):
-                if float(interval) > 0:
-                    # a snapshot holds no state: at stop it is abandoned, not waited for
-                    group.create_task(self._loop(stop, name, step, float(interval), abandon_on_stop=True))
+        producing = asyncio.Event()  # cleared when the producing loops have ended
+        producing.set()
+        delivery = asyncio.create_task(self._delivery_loop(producing), name=f"deliver:{self.cfg.name}")
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._loop(stop, "poll", self.poll_step, self.poll_interval_s))
+                group.create_task(self._loop(stop, "enrich", self.enrich_step, ENRICH_TICK_S))
+                for name, step, interval in (
+                    ("cluster_snapshot", self.cluster_snapshot, snapshots.cluster_interval),
+                    ("queue_snapshot", self.queue_snapshot, snapshots.queue_interval),
+                    ("hdfs_snapshot", self.hdfs_snapshot, snapshots.hdfs_interval if self.hdfs else 0),
+                    ("heartbeat", self.heartbeat_step, self.cfg.heartbeat_interval),
+                ):
+                    if float(interval) > 0:
+                        # these hold no state: at stop they are abandoned, not waited for
+                        group.create_task(self._loop(stop, name, step, float(interval), abandon_on_stop=True))
+        finally:
+            producing.clear()
+            self._queued.set()
+            done, _ = await asyncio.wait({delivery}, timeout=self.shutdown_timeout_s)
+            if not done:
+                delivery.cancel()
+                await asyncio.gather(delivery, return_exceptions=True)
+                # Not lost: the checkpoint holds only what Kafka acknowledged; a restart
+                # derives the rest again, with the same ids.
+                log.error("delivery.stopped_with_backlog", cluster=self.cfg.name, events=len(self.outbox),
+                          waited_s=self.shutdown_timeout_s)
         if self.pending and self.store is None:
             # Without a checkpoint these are lost with the process.
             log.warning("enrichment.pending_at_stop", cluster=self.cfg.name, count=len(self.pending))
+
+    async def _delivery_loop(self, producing: asyncio.Event) -> None:
+        """Deliver whatever is queued; on failure back off and try again (the backlog keeps
+        everything, in order). Ends when production has ended and the backlog is empty."""
+        failures = 0
+        max_backoff = float(self.cfg.poll.max_backoff)
+        while True:
+            self._queued.clear()
+            if not self.outbox:
+                if not producing.is_set():
+                    return
+                await self._queued.wait()
+                continue
+            try:
+                await self.deliver()
+                if failures:
+                    log.info("delivery.recovered", cluster=self.cfg.name, after_failures=failures)
+                failures = 0
+            except Exception as exc:
+                failures += 1
+                wait = min(max_backoff, 0.5 * 2 ** min(failures - 1, 7)) * random.uniform(0.5, 1.0)
+                fields = dict(cluster=self.cfg.name, consecutive=failures, backlog_events=len(self.outbox),
+                              backlog_bytes=self.outbox.bytes, retry_in_s=round(wait, 1))
+                if isinstance(exc, SinkError):
+                    log.warning("delivery.failed", error=str(exc), **fields)
+                else:  # a bug of ours; the loop must outlive it
+                    log.exception("delivery.crashed", **fields)
+                await asyncio.sleep(wait)
 
     async def _loop(
         self,
@@ -404,11 +594,18 @@ async def _unless_stopped(work: Awaitable[int], stop: asyncio.Event) -> bool:
 
 
 def make_workers(cfg: Config, sink: Sink, *, fresh: bool = False) -> list[ClusterWorker]:
-    """A worker per cluster, resumed from its checkpoint when state.directory is set."""
-    directory = cfg.state.directory
+    """A worker per cluster, resumed from its checkpoint (``state.store: file``, the default)."""
+    directory = cfg.state.directory if cfg.state.store == "file" else None
     return [
-        ClusterWorker(c, sink, cfg.validate_events, store=FileStore(directory, c.name) if directory else None,
-                      fresh=fresh)
+        ClusterWorker(
+            c,
+            sink,
+            cfg.validate_events,
+            store=FileStore(directory, c.name) if directory else None,
+            fresh=fresh,
+            backlog_max_bytes=cfg.kafka.backlog_max_bytes,
+            shutdown_timeout_s=float(cfg.shutdown_timeout),
+        )
         for c in cfg.clusters
     ]
 
@@ -416,8 +613,8 @@ def make_workers(cfg: Config, sink: Sink, *, fresh: bool = False) -> list[Cluste
 async def run_service(
     cfg: Config, sink: Sink, stop: asyncio.Event, workers: list[ClusterWorker]
 ) -> list[ClusterWorker]:
-    """Run every cluster until ``stop`` is set; a cycle in progress finishes (and its events
-    are flushed) before returning."""
+    """Run every cluster until ``stop`` is set; then each delivers what it has queued (for at
+    most its shutdown timeout) before returning."""
     try:
         await sink.start()
     except SinkError as exc:

@@ -6,17 +6,17 @@ from typing import Any
 
 import msgspec
 
-from .parsing import ParseError, first_line
+from .parsing import Long, ParseError, as_count, first_line
 
 
 class SparkAttempt(msgspec.Struct, kw_only=True):
     attemptId: str | None = None  # absent for client-mode apps: URLs then drop the segment
-    startTimeEpoch: int | None = None
-    endTimeEpoch: int | None = None
+    startTimeEpoch: Long | None = None
+    endTimeEpoch: Long | None = None
     completed: bool | None = None
     sparkUser: str | None = None
     appSparkVersion: str | None = None
-    duration: int | None = None
+    duration: Long | None = None
 
     @property
     def is_final(self) -> bool:
@@ -33,15 +33,15 @@ class SparkApp(msgspec.Struct, kw_only=True):
 class SparkExecutor(msgspec.Struct, kw_only=True):
     id: str | None = None  # "driver" or a number; an executor without one still counts
     isActive: bool | None = None
-    totalCores: int | None = None
-    totalInputBytes: int | None = None
-    totalShuffleRead: int | None = None
-    totalShuffleWrite: int | None = None
-    totalDuration: int | None = None
-    totalGCTime: int | None = None
-    failedTasks: int | None = None
-    completedTasks: int | None = None
-    totalTasks: int | None = None
+    totalCores: Long | None = None
+    totalInputBytes: Long | None = None
+    totalShuffleRead: Long | None = None
+    totalShuffleWrite: Long | None = None
+    totalDuration: Long | None = None
+    totalGCTime: Long | None = None
+    failedTasks: Long | None = None
+    completedTasks: Long | None = None
+    totalTasks: Long | None = None
     removeReason: str | None = None
 
 
@@ -52,14 +52,14 @@ _executors_decoder = msgspec.json.Decoder(list[SparkExecutor], strict=False)
 def parse_app(body: bytes) -> SparkApp:
     try:
         return _app_decoder.decode(body)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:  # msgspec: RecursionError past the depth limit
         raise ParseError(f"Spark application answer unreadable: {first_line(exc)}") from None
 
 
 def parse_executors(body: bytes) -> list[SparkExecutor]:
     try:
         return _executors_decoder.decode(body)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:  # msgspec: RecursionError past the depth limit
         raise ParseError(f"Spark executors answer unreadable: {first_line(exc)}") from None
 
 
@@ -88,9 +88,9 @@ def executors_path(app_id: str, attempt: SparkAttempt) -> str:
 
 
 def _total(executors: list[SparkExecutor], field: str) -> int | None:
-    values = [getattr(e, field) for e in executors]
+    values = [as_count(getattr(e, field)) for e in executors]
     known = [v for v in values if v is not None]
-    return sum(known) if known else None
+    return as_count(sum(known)) if known else None
 
 
 def spark_figures(app: SparkApp, attempt: SparkAttempt, executors: list[SparkExecutor]) -> dict[str, Any]:
@@ -100,7 +100,7 @@ def spark_figures(app: SparkApp, attempt: SparkAttempt, executors: list[SparkExe
         "app_id": app.id,
         "attempt_id": attempt.attemptId,
         "spark_version": attempt.appSparkVersion,
-        "duration_ms": attempt.duration,
+        "duration_ms": as_count(attempt.duration),
         "input_bytes": _total(executors, "totalInputBytes"),
         "shuffle_read_bytes": _total(executors, "totalShuffleRead"),
         "shuffle_write_bytes": _total(executors, "totalShuffleWrite"),

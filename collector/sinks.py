@@ -17,6 +17,7 @@ from aiokafka.errors import KafkaError
 
 from .config import KafkaConfig
 from .events import Event
+from .metrics import METRICS
 
 log = structlog.get_logger(__name__)
 
@@ -82,6 +83,8 @@ class KafkaSink:
     def __init__(self, cfg: KafkaConfig) -> None:
         self._cfg = cfg
         self._producer: AIOKafkaProducer | None = None
+        #: Why Kafka does not take events right now (one line), None while it does: for /readyz.
+        self.problem: str | None = "not connected yet"
 
     async def start(self) -> None:
         producer = AIOKafkaProducer(**producer_settings(self._cfg))
@@ -89,10 +92,11 @@ class KafkaSink:
             await producer.start()
         except KafkaError as exc:
             await producer.stop()
-            raise SinkError(
-                f"cannot connect to Kafka at {','.join(self._cfg.bootstrap_servers)}: {describe(exc)}"
-            ) from None
+            METRICS.kafka_error("connect", exc)
+            self.problem = f"cannot connect to Kafka at {','.join(self._cfg.bootstrap_servers)}: {describe(exc)}"
+            raise SinkError(self.problem) from None
         self._producer = producer
+        self.problem = None
 
     async def send(self, events: Sequence[Event], topics: Mapping[str, str]) -> None:
         if not events:
@@ -119,9 +123,10 @@ class KafkaSink:
         delivered = frozenset(e.id for e, r in zip(events, results, strict=False) if not isinstance(r, BaseException))
         failure = failure or next((r for r in results if isinstance(r, BaseException)), None)
         if failure is not None:
-            raise SinkError(
-                f"Kafka delivered {len(delivered)} of {len(events)} events: {describe(failure)}", delivered
-            )
+            METRICS.kafka_error("send", failure)
+            self.problem = f"Kafka delivered {len(delivered)} of {len(events)} events: {describe(failure)}"
+            raise SinkError(self.problem, delivered)
+        self.problem = None
 
     async def _settled(self, futures: list[asyncio.Future[object]]) -> None:
         """Wait for every send to settle. The producer retries a broker that does not answer
@@ -133,6 +138,7 @@ class KafkaSink:
             _, pending = await asyncio.wait(pending, timeout=self._cfg.request_timeout)
             if pending:
                 waited += self._cfg.request_timeout
+                self.problem = f"{len(pending)} event(s) unacknowledged for {round(waited)}s"
                 log.warning("kafka.delivery_slow", waiting_s=round(waited), unacknowledged=len(pending))
 
     async def close(self) -> None:
@@ -146,6 +152,7 @@ class KafkaSink:
 class StdoutSink:
     def __init__(self, stream: IO[bytes] | None = None) -> None:
         self._stream = stream
+        self.problem: str | None = None
 
     async def start(self) -> None:
         return None

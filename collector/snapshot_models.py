@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 import orjson
 
-from .parsing import ParseError, as_int, first_line
+from .parsing import LONG_MAX, Long, ParseError, as_int, first_line
 
 #: /ws/v1/cluster/metrics field -> our name. An RM version that lacks a field leaves it out.
 METRICS = {
@@ -37,18 +37,22 @@ def parse_cluster_metrics(body: bytes) -> dict[str, int | None]:
     return {ours: as_int(raw[theirs]) for theirs, ours in METRICS.items() if theirs in raw}
 
 
+#: Sizes and counts: a negative one is no measurement at all (and no event could carry it).
+Count = Annotated[int, msgspec.Meta(ge=0, le=LONG_MAX)]
+
+
 class _StorageQuota(msgspec.Struct):
-    consumed: int | None = None
-    quota: int | None = None
+    consumed: Long | None = None
+    quota: Long | None = None
 
 
 class _ContentSummary(msgspec.Struct, kw_only=True):
-    directoryCount: int
-    fileCount: int
-    length: int
-    spaceConsumed: int
-    quota: int | None = None
-    spaceQuota: int | None = None
+    directoryCount: Count
+    fileCount: Count
+    length: Count
+    spaceConsumed: Count
+    quota: Long | None = None
+    spaceQuota: Long | None = None
     ecPolicy: str | None = None
     typeQuota: dict[str, _StorageQuota] | None = None
 
@@ -68,7 +72,7 @@ def parse_content_summary(body: bytes) -> dict[str, Any]:
     """WebHDFS GETCONTENTSUMMARY; quotas of -1 (none) become null."""
     try:
         cs = _summary_decoder.decode(body).ContentSummary
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:  # msgspec: RecursionError past the depth limit
         raise ParseError(f"content summary unreadable: {first_line(exc)}") from None
     return {
         "directories": cs.directoryCount,

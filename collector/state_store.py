@@ -1,9 +1,12 @@
 """The checkpoint: what a cluster's collector needs to resume (tracked applications, the
-watermark, the enrichment queue), kept in a local file.
+watermark, the enrichment queue, and the events queued for Kafka), kept in a local file.
 
-Written only after Kafka acknowledged every event derived from it, by atomic replace with
-fsync (a crash leaves the old or the new file, never half of one). The format is versioned;
-a file that cannot be read is a clear error, never a silent start from zero.
+The state in it advances only with events Kafka acknowledged. The queued events are in it
+too, written before they are sent: a process killed after Kafka took them but before the
+state recorded that sends exactly those events again (same ids, same bytes) instead of
+deriving new ones from an older state. Written by atomic replace with fsync (a crash leaves
+the old or the new file, never half of one). The format is versioned; a file that cannot be
+read is a clear error, never a silent start from zero.
 """
 
 from __future__ import annotations
@@ -13,12 +16,17 @@ import tempfile
 from pathlib import Path
 
 import msgspec
+import orjson
 
 from .enrichment import Pending
-from .tracker import Tracked, TrackerState
+from .events import Event
+from .outbox import Queued
+from .tracker import Step, Tracked, TrackerState
 
 FORMAT = "hadoop-event-collector/checkpoint"
-VERSION = 1
+VERSION = 2
+#: Versions this collector reads (1 had no backlog).
+READABLE = (1, 2)
 
 
 class CheckpointError(Exception):
@@ -33,12 +41,39 @@ class _Tracked(msgspec.Struct, kw_only=True):
     vanished_at: int | None = None
 
 
+class _Step(msgspec.Struct, kw_only=True):
+    app_id: str
+    seq: int
+    vanished: bool
+    state: str
+    finished_time: int | None
+
+
+class _Queued(msgspec.Struct, kw_only=True):
+    type: str
+    key: str
+    event: msgspec.Raw  # the envelope, byte for byte as it is sent
+    observed_at_ms: int
+    step: _Step | None = None
+    pending: Pending | None = None
+    finished_app: str | None = None
+
+
 class _ClusterState(msgspec.Struct, kw_only=True):
     apps: dict[str, _Tracked]
     watermark: int | None
     floor: int | None
     rm_cluster_id: int | None
     pending: dict[str, Pending]
+    backlog: list[_Queued] = []
+
+
+class Saved(msgspec.Struct):
+    """A checkpoint as read: the acknowledged state, the enrichment queue, the queued events."""
+
+    state: TrackerState
+    pending: dict[str, Pending]
+    backlog: list[Queued]
 
 
 class _File(msgspec.Struct, kw_only=True):
@@ -52,7 +87,34 @@ _decoder = msgspec.json.Decoder(_File)
 _encoder = msgspec.json.Encoder()
 
 
-def encode(cluster: str, state: TrackerState, pending: dict[str, Pending]) -> bytes:
+def _queued_out(q: Queued) -> _Queued:
+    step = q.step
+    return _Queued(
+        type=q.event.type,
+        key=q.event.key,
+        event=msgspec.Raw(q.event.encode()),
+        observed_at_ms=q.observed_at_ms,
+        step=None if step is None else _Step(app_id=step.app_id, seq=step.seq, vanished=step.vanished,
+                                              state=step.state, finished_time=step.finished_time),
+        pending=q.pending,
+        finished_app=q.finished_app,
+    )
+
+
+def _queued_in(q: _Queued) -> Queued:
+    body = bytes(q.event)
+    s = q.step
+    return Queued(
+        Event(q.type, q.key, orjson.loads(body), [body]),
+        len(body),
+        q.observed_at_ms,
+        step=None if s is None else Step(s.app_id, s.seq, s.vanished, s.state, s.finished_time),
+        pending=q.pending,
+        finished_app=q.finished_app,
+    )
+
+
+def encode(cluster: str, state: TrackerState, pending: dict[str, Pending], backlog: list[Queued] = ()) -> bytes:
     body = _ClusterState(
         apps={k: _Tracked(state=t.state, seq=t.seq, finished_time=t.finished_time, visible=t.visible,
                           vanished_at=t.vanished_at) for k, t in state.apps.items()},
@@ -60,18 +122,19 @@ def encode(cluster: str, state: TrackerState, pending: dict[str, Pending]) -> by
         floor=state.floor,
         rm_cluster_id=state.rm_cluster_id,
         pending=pending,
+        backlog=[_queued_out(q) for q in backlog],
     )
     return _encoder.encode(_File(format=FORMAT, version=VERSION, cluster=cluster, state=body))
 
 
-def decode(cluster: str, data: bytes, where: str) -> tuple[TrackerState, dict[str, Pending]]:
+def decode(cluster: str, data: bytes, where: str) -> Saved:
     try:
         head = msgspec.json.decode(data, type=dict)
     except msgspec.DecodeError as exc:
         raise CheckpointError(
             f"{where} is not a readable checkpoint ({exc}); move it away or start with --fresh"
         ) from None
-    if head.get("format") != FORMAT or head.get("version") != VERSION:
+    if head.get("format") != FORMAT or head.get("version") not in READABLE:
         raise CheckpointError(
             f"{where} has format {head.get('format')!r} version {head.get('version')!r}; this collector reads "
             f"{FORMAT!r} version {VERSION}: upgrade the collector, or start with --fresh"
@@ -89,7 +152,7 @@ def decode(cluster: str, data: bytes, where: str) -> tuple[TrackerState, dict[st
         floor=s.floor,
         rm_cluster_id=s.rm_cluster_id,
     )
-    return state, s.pending
+    return Saved(state, s.pending, [_queued_in(q) for q in s.backlog])
 
 
 class FileStore:
@@ -99,7 +162,7 @@ class FileStore:
         self.path = Path(directory) / f"{cluster}.checkpoint.json"
         self.cluster = cluster
 
-    def load(self) -> tuple[TrackerState, dict[str, Pending]] | None:
+    def load(self) -> Saved | None:
         """The saved state, or None when there is none yet (a first start)."""
         try:
             data = self.path.read_bytes()
@@ -109,8 +172,8 @@ class FileStore:
             raise CheckpointError(f"cannot read {self.path}: {exc.strerror}") from None
         return decode(self.cluster, data, str(self.path))
 
-    def save(self, state: TrackerState, pending: dict[str, Pending]) -> None:
-        data = encode(self.cluster, state, pending)
+    def save(self, state: TrackerState, pending: dict[str, Pending], backlog: list[Queued] = ()) -> None:
+        data = encode(self.cluster, state, pending, backlog)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
         try:

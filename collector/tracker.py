@@ -1,8 +1,9 @@
 """Where transitions come from: a pure diff of what we knew against what the RM shows now.
 
-No I/O, no clock. The poller feeds observations in; the service commits the transitions
-only after the sink acknowledged the events built from them, so a failed delivery simply
-re-derives the same transitions (same sequence numbers, hence same event ids) next cycle.
+No I/O, no clock. The poller feeds observations in. The service keeps two states: the one
+it diffs against, advanced as soon as the events are queued for Kafka, and the checkpointed
+one, advanced only by the transitions whose events Kafka acknowledged; a restart from the
+latter re-derives exactly the unacknowledged transitions (same sequence numbers, same ids).
 """
 
 from __future__ import annotations
@@ -50,6 +51,17 @@ class TrackerState:
     watermark: int | None = None  # largest finishedTime seen, RM clock (ms)
     floor: int | None = None  # first start: ends before this are history, not news (RM clock)
     rm_cluster_id: int | None = None
+
+
+def copy_state(state: TrackerState) -> TrackerState:
+    """An independent copy: the service diffs against one (what it has queued) while the
+    other (what Kafka acknowledged) is the one checkpointed."""
+    return TrackerState(
+        apps={k: Tracked(t.state, t.seq, t.finished_time, t.visible, t.vanished_at) for k, t in state.apps.items()},
+        watermark=state.watermark,
+        floor=state.floor,
+        rm_cluster_id=state.rm_cluster_id,
+    )
 
 
 def merge_views(*pages: Iterable[RawApp]) -> dict[str, RawApp]:
@@ -103,17 +115,39 @@ def missing_active(state: TrackerState, view: Mapping[str, RawApp], unreadable: 
     ]
 
 
+@dataclass(frozen=True, slots=True)
+class Step:
+    """What one transition changes in the state: plain data, so that a transition queued for
+    Kafka can be checkpointed with the backlog and applied once it is acknowledged."""
+
+    app_id: str
+    seq: int
+    vanished: bool
+    state: str
+    finished_time: int | None
+
+
+def step_of(t: Transition) -> Step:
+    finished = t.app.finishedTime if t.app is not None and t.app.finishedTime else None
+    return Step(t.app_id, t.seq, t.change is Change.VANISHED, t.state, finished)
+
+
 def commit(state: TrackerState, transitions: Iterable[Transition]) -> None:
-    """Apply delivered transitions to ``state`` (in place) and advance the watermark."""
+    """Apply transitions to ``state`` (in place) and advance the watermark."""
+    apply(state, [step_of(t) for t in transitions])
+
+
+def apply(state: TrackerState, steps: Iterable[Step]) -> None:
+    """``commit`` for steps."""
     apps = state.apps
-    for t in transitions:
-        if t.change is Change.VANISHED:
+    for t in steps:
+        if t.vanished:
             tracked = apps[t.app_id]
             tracked.seq = t.seq
             tracked.visible = False
             tracked.vanished_at = state.watermark
             continue
-        finished = t.app.finishedTime if t.app is not None and t.app.finishedTime else None
+        finished = t.finished_time
         tracked = apps.get(t.app_id)
         if tracked is None:
             apps[t.app_id] = Tracked(t.state, t.seq, finished)

@@ -97,6 +97,8 @@ async def main() -> int:
             start_new_session=True,  # Ctrl-C reaches only us; we stop it with one SIGTERM
         )
     print(f"[run] collector running (pid {collector.pid}), log: {log_path}", flush=True)
+    if cfg.health.enabled:
+        print(f"[run] its /metrics, /healthz, /readyz: http://{cfg.health.host}:{cfg.health.port}", flush=True)
 
     submit = await asyncio.create_subprocess_exec(
         sys.executable, str(HERE / "stack.py"), "submit", "wordcount", "--detach",

@@ -853,7 +853,9 @@ def prepare_kafka() -> subprocess.Popen:
         "num.partitions": 1, "default.replication.factor": 1,
         "offsets.topic.replication.factor": 1, "offsets.topic.num.partitions": 1,
         "transaction.state.log.replication.factor": 1, "transaction.state.log.min.isr": 1,
-        "group.initial.rebalance.delay.ms": 0, "auto.create.topics.enable": "true",
+        "group.initial.rebalance.delay.ms": 0,
+        # as on most production clusters: topics are created on purpose (tests and run.py do)
+        "auto.create.topics.enable": "false",
         "log.segment.bytes": 16777216,
     }
     (KAFKA_DIR / "server.properties").write_text("".join(f"{k}={v}\n" for k, v in props.items()))

@@ -48,6 +48,24 @@ def stack() -> dict[str, str]:
         stack_cmd("down", check=False)
 
 
+@pytest.fixture(scope="session")
+def kafka() -> str:
+    """Bootstrap servers of a real broker, for tests that need Kafka alone: the local stack's
+    (Kafka only is started when it is not running; stopped after if started here), or
+    $KAFKA_BOOTSTRAP_SERVERS."""
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        yield os.environ["KAFKA_BOOTSTRAP_SERVERS"]
+        return
+    started = False
+    if stack_cmd("status", "--only", "kafka", check=False).returncode != 0:
+        stack_cmd("up", "--only", "kafka")
+        started = True
+    env_lines = stack_cmd("env").stdout.splitlines()
+    yield dict(line.split("=", 1) for line in env_lines if "=" in line)["KAFKA_BOOTSTRAP_SERVERS"]
+    if started and not os.environ.get("HEC_KEEP_STACK"):
+        stack_cmd("down", check=False)
+
+
 def submit(job: str, *extra: str) -> dict:
     """Submit a real job to the mini cluster; returns stack.py's JSON line."""
     name = f"hec-it-{job}-{uuid.uuid4().hex[:8]}"
@@ -55,11 +73,11 @@ def submit(job: str, *extra: str) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def create_topic(bootstrap: str, partitions: int = 3) -> str:
+def create_topic(bootstrap: str, partitions: int = 3, name: str | None = None) -> str:
     """A fresh topic with several partitions, so that 'one key, one partition' is really tested."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-    name = f"hec-it-{uuid.uuid4().hex[:10]}"
+    name = name or f"hec-it-{uuid.uuid4().hex[:10]}"
 
     async def create() -> None:
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
@@ -104,11 +122,12 @@ def write_config(
     interval: str = "1s",
     backfill: str = "0s",
     max_age: str = "30s",
+    heartbeat: str = "0",
     state_dir: Path | None = None,
     kafka_extra: dict[str, object] | None = None,
 ) -> Path:
-    """A collector config for the stack; ``state_dir`` turns the checkpoint on, ``kafka_extra``
-    adds keys to the ``kafka`` section."""
+    """A collector config for the stack; the checkpoint goes to ``state_dir`` (default: beside
+    the config), ``kafka_extra`` adds keys to the ``kafka`` section."""
     history = f"""
     jobhistory:
       url: {stack["HADOOP_JHS_URL"]}
@@ -121,7 +140,6 @@ def write_config(
     spark_history:
       url: {stack["SPARK_HISTORY_URL"]}"""
     kafka_lines = "".join(f"\n  {k}: {v}" for k, v in (kafka_extra or {}).items())
-    state = f"state:\n  directory: {state_dir}\n" if state_dir else ""
     path.write_text(
         f"""
 clusters:
@@ -136,14 +154,20 @@ clusters:
     snapshots:  # application events only here: tests/integration/test_snapshots.py has the rest
       cluster_interval: 0
       queue_interval: 0
+    heartbeat_interval: {heartbeat}
     topics:
       applications: {topic}
+      heartbeat: {topic}.heartbeat
 kafka:
   bootstrap_servers: {stack["KAFKA_BOOTSTRAP_SERVERS"]}
   linger_ms: 5{kafka_lines}
+health:
+  port: 0  # a free one: several collectors may run at once
 log:
   format: json
   level: info
-{state}"""
+state:
+  directory: {state_dir or path.parent / "state"}
+"""
     )
     return path

@@ -41,7 +41,8 @@ def run(stack, tmp_path_factory):
     """Collector + three real jobs (succeeding, failing, killed); the topic read back."""
     tmp = tmp_path_factory.mktemp("e2e")
     topic = create_topic(stack["KAFKA_BOOTSTRAP_SERVERS"])
-    config = write_config(tmp / "collector.yaml", stack, topic)
+    create_topic(stack["KAFKA_BOOTSTRAP_SERVERS"], 1, f"{topic}.heartbeat")
+    config = write_config(tmp / "collector.yaml", stack, topic, heartbeat="2s")
     log_path = tmp / "collector.log"
     with open(log_path, "wb") as log_file:
         collector = subprocess.Popen(
@@ -128,6 +129,23 @@ def test_keys_partitions_ids_and_schemas(run):
             assert envelope["source"] == "hadoop://it/yarn"
             assert envelope["id"] not in seen_ids, "duplicate event"
             seen_ids.add(envelope["id"])
+
+
+def test_heartbeats_tell_how_fresh_the_stream_is(run):
+    records = read_topic(run["stack"]["KAFKA_BOOTSTRAP_SERVERS"], f"{run['topic']}.heartbeat",
+                         lambda rs: len(rs) >= 3, timeout=30)
+    beats = [orjson.loads(r.value) for r in records]
+    for beat in beats:
+        validate(beat)
+        assert beat["type"] == "collector.heartbeat" and beat["subject"] == "it"
+    taken = [b["data"]["taken_at_ms"] for b in beats]
+    assert taken == sorted(taken) and len(set(taken)) == len(taken)
+    # about one every 2 s (the run lasted at least a minute), each saying the poll was fresh
+    assert len(beats) >= 10 and min(b - a for a, b in zip(taken, taken[1:], strict=False)) >= 1500
+    for b in beats[1:]:
+        assert b["data"]["last_poll_ok_ms"] is not None and b["data"]["last_poll_error"] is None
+        assert b["data"]["taken_at_ms"] - b["data"]["last_poll_ok_ms"] < 5_000
+    assert beats[-1]["data"]["active_resourcemanager"] == run["stack"]["HADOOP_RM_URL"]
 
 
 def test_collector_stopped_cleanly_and_logged_no_errors(run):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 import urllib.request
 
 from .conftest import REPO, submit
@@ -30,19 +31,31 @@ def test_report_shows_the_real_clusters_figures(stack, tmp_path):
         }],
         "sink": "stdout",
     }))
+    rm = stack["HADOOP_RM_URL"]
+
+    def listed(query: str) -> list[dict]:
+        return (get_json(f"{rm}/ws/v1/cluster/apps?{query}")["apps"] or {}).get("app", [])  # "apps": null if none
+
+    def memory_seconds(since_ms: int, active_too: bool) -> int:
+        apps = listed(f"finishedTimeBegin={since_ms}")
+        if active_too:
+            apps += listed("states=NEW,NEW_SAVING,SUBMITTED,ACCEPTED,RUNNING")
+        return sum(a["memorySeconds"] for a in {a["id"]: a for a in apps}.values() if a["user"] == user)
+
+    # usage only grows (an ended app's AM may still run: FINISHING) and ends only add up, so the
+    # RM's figures just before (ended apps) and just after (ended and active) bracket the report's
+    before = memory_seconds(int(time.time() * 1000) - 3_600_000 + 60_000, active_too=False)
     proc = subprocess.run([sys.executable, "-m", "collector", "report", "-c", str(config), "--format", "json",
                            "--since", "1h"], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     (report,) = json.loads(proc.stdout)
-    rm = stack["HADOOP_RM_URL"]
+    after = memory_seconds(report["window"]["since_ms"], active_too=True)
     truth = get_json(f"{rm}/ws/v1/cluster/metrics")["clusterMetrics"]
     assert report["metrics"]["memory_total_mb"] == truth["totalMB"]
     assert {q["path"] for q in report["queues"]} >= {"root", "root.default"}
     # the window's applications, as the RM lists them, summed per user
-    apps = get_json(f"{rm}/ws/v1/cluster/apps?finishedTimeBegin={report['window']['since_ms']}")["apps"]["app"]
-    ended = [a for a in apps if a["state"] in ("FINISHED", "FAILED", "KILLED")]
     by_user = {row["user"]: row for row in report["applications"]["by_user"]}
-    assert by_user[user]["memory_seconds"] >= sum(a["memorySeconds"] for a in ended if a["user"] == user) > 0
+    assert 0 < before <= by_user[user]["memory_seconds"] <= after
     # HDFS: the user's directory as the NameNode says; the missing path is an error, not a crash
     summary = get_json(f"{stack['HADOOP_WEBHDFS_URL']}/webhdfs/v1/user/{user}?op=GETCONTENTSUMMARY&user.name={user}")
     rows = {row["path"]: row for row in report["hdfs"]}

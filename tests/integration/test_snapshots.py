@@ -51,7 +51,7 @@ def snapshots(stack, tmp_path_factory):
         webhdfs(stack, "PUT", f"{directory}/part-{i}", "CREATE", b"x" * size, overwrite="true")
     webhdfs(stack, "PUT", directory, "SETQUOTA", namespacequota=50, storagespacequota=10 * 1024 * 1024)
     bootstrap = stack["KAFKA_BOOTSTRAP_SERVERS"]
-    topics = {kind: create_topic(bootstrap) for kind in ("applications", "cluster", "queues", "hdfs")}
+    topics = {kind: create_topic(bootstrap) for kind in ("applications", "cluster", "queues", "hdfs", "heartbeat")}
     config = tmp / "collector.yaml"
     config.write_text(json.dumps({
         "clusters": [{
@@ -63,6 +63,8 @@ def snapshots(stack, tmp_path_factory):
             "topics": topics,
         }],
         "kafka": {"bootstrap_servers": bootstrap},
+        "health": {"port": 0},
+        "state": {"directory": str(tmp / "state")},
         "log": {"format": "json"},
     }))
     log_path = tmp / "collector.log"

@@ -32,7 +32,8 @@ def test_defaults_and_expansion(tmp_path):
     assert cluster.resourcemanager.urls == ["http://rm1.example:8088", "http://rm2.example:8088"]
     assert cluster.poll.interval == 10.0 and cluster.poll.overlap == 300.0
     assert cluster.topics == {"applications": "hadoop.yarn.applications", "cluster": "hadoop.yarn.cluster",
-                              "queues": "hadoop.yarn.queues", "hdfs": "hadoop.hdfs.usage"}
+                              "queues": "hadoop.yarn.queues", "hdfs": "hadoop.hdfs.usage",
+                              "heartbeat": "hadoop.collector.heartbeat"}
     assert cluster.snapshots.queue_interval == 60.0 and cluster.snapshots.hdfs_interval == 900.0
     assert cluster.hdfs is None
     assert cfg.kafka.bootstrap_servers == ["k1:9092"]
@@ -142,7 +143,34 @@ def test_bad_port_and_no_configuration(tmp_path):
 
 def test_topics_in_use_follow_what_is_configured(tmp_path):
     cfg = load(write(tmp_path), env={"KAFKA_PASSWORD": "x"}, overrides=["clusters.0.snapshots.queue_interval=0"])
-    assert cfg.clusters[0].topics_in_use() == ["hadoop.yarn.applications", "hadoop.yarn.cluster"]
+    assert cfg.clusters[0].topics_in_use() == [
+        "hadoop.yarn.applications", "hadoop.yarn.cluster", "hadoop.collector.heartbeat"]
     overrides = ["clusters.0.hdfs.namenode_urls=http://nn:9870", "clusters.0.hdfs.paths=/a"]
     cfg = load(write(tmp_path), env={"KAFKA_PASSWORD": "x"}, overrides=overrides)
-    assert cfg.clusters[0].topics_in_use()[-1] == "hadoop.hdfs.usage"
+    assert cfg.clusters[0].topics_in_use()[-2:] == ["hadoop.hdfs.usage", "hadoop.collector.heartbeat"]
+
+
+def test_health_defaults_and_overrides(tmp_path):
+    health = load(write(tmp_path), env={"KAFKA_PASSWORD": "x"}).health
+    assert (health.enabled, health.host, health.port) == (True, "127.0.0.1", 9308)
+    assert health.stale_after_s(2.0) == 30.0 and health.stale_after_s(60.0) == 180.0
+    env = {"KAFKA_PASSWORD": "x", "HEC_HEALTH__PORT": "0", "HEC_HEALTH__ENABLED": "false"}
+    health = load(write(tmp_path), env=env, overrides=["health.stale_min=1m", "health.stale_intervals=5"]).health
+    assert (health.enabled, health.port, health.stale_min, health.stale_intervals) == (False, 0, 60.0, 5.0)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("health.port=70000", "health: port: 70000 is not a port number"),
+        ("health.port=http", "health.port: Expected `int`, got `str`"),
+        ("health.enabled=perhaps", "health.enabled: Expected `bool`"),
+        ("health.stale_intervals=0.5", "health: stale_intervals must be at least 1"),
+        ("health.stale_min=soon", "health: stale_min: not a duration"),
+        ("health.bind=0.0.0.0", "health: Object contains unknown field `bind`"),
+    ],
+)
+def test_health_errors_name_the_key(tmp_path, override, message):
+    with pytest.raises(ConfigError) as info:
+        load(write(tmp_path), env={"KAFKA_PASSWORD": "x"}, overrides=[override])
+    assert message in str(info.value) and "\n" not in str(info.value)

@@ -1,7 +1,8 @@
 """The narrow window of a SIGKILL that the random kill rounds rarely hit, made exact: the process
-dies after Kafka acknowledged a cycle's events and before its checkpoint was written. The
-restarted collector derives that cycle again from an older state; when the application moved
-on meanwhile, the same seq comes back as another observation under another id."""
+dies after Kafka acknowledged a cycle's events and before its checkpoint recorded that. The
+checkpoint was written ahead with those events, so the restarted collector sends exactly them
+again (same ids, same bytes) before anything new: even when the application moved on meanwhile,
+no seq comes back as another observation under another id."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ import pytest
 
 from collector.state_store import FileStore
 from tests.integration.stream_check import Record, check
+from tests.memory_sink import MemorySink
 from tests.scripted_rm import ScriptedRM
 
-from .test_rm_faults import MemorySink
 from .test_state_store import worker
 
 APP = "application_1_0001"
@@ -57,8 +58,6 @@ async def test_killed_after_ack_and_restarted_in_the_same_state_repeats_the_same
     assert [(d.type, d.copies) for d in report.duplicates] == [("yarn.application.state_changed", 2)]
 
 
-@pytest.mark.xfail(strict=True, reason="known hole: a seq acknowledged but not checkpointed is derived again "
-                   "from the older state; the collector would have to persist what it sends before sending it")
 async def test_killed_after_ack_and_restarted_after_the_app_moved_on_reuses_no_seq(serve, tmp_path):
     records = await kafka_after_a_kill_between_ack_and_checkpoint(serve, tmp_path, moved_on=True)
     assert check(records, {}, cluster="c1").problems == []

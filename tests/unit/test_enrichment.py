@@ -14,10 +14,9 @@ from collector.config import ClusterConfig, HistoryServerConfig, ResourceManager
 from collector.events import event_id
 from collector.schemas import validate
 from collector.service import ClusterWorker
+from tests.memory_sink import MemorySink
 from tests.scripted_history import ScriptedHistory, case
 from tests.scripted_rm import ScriptedRM
-
-from .test_rm_faults import MemorySink
 
 APP = "application_1700000000000_0042"
 JOB = "job_1700000000000_0042"

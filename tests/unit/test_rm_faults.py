@@ -11,26 +11,13 @@ import pytest
 import structlog
 
 from collector.config import ClusterConfig, ResourceManagerConfig
-from collector.http import PeerError
+from collector.http import PeerError, RetryPolicy
 from collector.parsing import ParseError
 from collector.rm_client import NoActiveRM
 from collector.schemas import validate
 from collector.service import ClusterWorker
+from tests.memory_sink import MemorySink
 from tests.scripted_rm import ScriptedRM
-
-
-class MemorySink:
-    """Records delivered batches; ``fail`` makes delivery raise like a broker outage."""
-
-    def __init__(self) -> None:
-        self.events = []
-
-    async def start(self) -> None: ...
-
-    async def send(self, events, topics) -> None:
-        self.events.extend(events)
-
-    async def close(self) -> None: ...
 
 
 @pytest.fixture
@@ -50,6 +37,8 @@ def worker_for(urls, sink, clock=lambda: 1_700_000_100_000) -> ClusterWorker:
 
 
 def summary(events):
+    """Application events as (app, kind, previous, state); heartbeats left out."""
+    events = [e for e in events if e.type.startswith("yarn.application.")]
     return [(e.envelope["subject"][-4:], e.type.rsplit(".", 1)[1], e.envelope["data"].get("previous_state"),
              e.envelope["data"].get("state", e.envelope["data"].get("last_state"))) for e in events]
 
@@ -195,7 +184,7 @@ async def test_service_loop_survives_garbage_and_logs_one_line_per_failure(rms):
         rm.fault = None
         for _ in range(100):
             await asyncio.sleep(0.05)
-            if sink.events:
+            if summary(sink.events):
                 break
         stop.set()
         await asyncio.wait_for(task, 5)
@@ -263,13 +252,15 @@ async def test_partial_delivery_commits_exactly_what_was_acknowledged(rms):
     rm.put("application_1_0012", "RUNNING")
     sink.fail_subject = None
     await worker.cycle()
-    # 0011's first event was acknowledged: it moves on; 0012's was not: its first sighting is
-    # reported now (from the state it was in), never skipped, never a second seq 1 for 0011
+    # 0011's first event was acknowledged: it moves on; 0012's was not: it stayed in the
+    # backlog and goes out first, with its id, then the move; nothing skipped, nothing twice
     assert sorted(summary(sink.events), key=lambda s: (s[0], s[2] or "")) == [
         ("0011", "state_changed", None, "ACCEPTED"),
         ("0011", "state_changed", "ACCEPTED", "RUNNING"),
-        ("0012", "state_changed", None, "RUNNING"),
+        ("0012", "state_changed", None, "ACCEPTED"),
+        ("0012", "state_changed", "ACCEPTED", "RUNNING"),
     ]
+    assert len({e.id for e in sink.events}) == len(sink.events)
     await worker.close()
 
 
@@ -286,4 +277,62 @@ async def test_backfill_is_exact_on_a_first_start(rms):
     rm.put("application_1_0014", "FINISHED", finishedTime=now + 1000)
     await worker.cycle()
     assert summary(sink.events) == [("0014", "state_changed", None, "FINISHED")]
+    await worker.close()
+
+
+async def test_an_rm_answering_5xx_is_left_for_the_other_one(rms):
+    # e.g. a gateway in front of a dead RM answering 503, or an RM failing every request with a
+    # 500: polling it again and again would stop collection although the other RM is active
+    rm1, rm2 = await rms(2)
+    for rm in (rm1, rm2):
+        rm.put("application_1_0015", "RUNNING")
+    sink = MemorySink()
+    worker = worker_for([rm1.url, rm2.url], sink)
+    worker.rm.peer._retry = RetryPolicy(attempts=1)
+    await worker.cycle()
+    rm1.fault = "500"
+    rm2.put("application_1_0015", "FINISHED", finishedTime=1_700_000_080_000)
+    await worker.cycle()
+    assert worker.rm.active_url == rm2.url
+    assert worker.rm.failovers == 1
+    assert summary(sink.events)[-1] == ("0015", "state_changed", "RUNNING", "FINISHED")
+    await worker.close()
+
+
+async def test_a_restart_is_the_same_rm_with_a_new_id_and_a_failover_is_not(rms):
+    rm1, rm2 = await rms(2)
+    rm2.cluster_id = 1700000000500  # each RM of a pair has its own id (its start time)
+    rm2.ha_state = "STANDBY"
+    sink = MemorySink()
+    worker = worker_for([rm1.url, rm2.url], sink)
+    with structlog.testing.capture_logs() as logs:
+        await worker.cycle()
+        rm1.ha_state, rm2.ha_state = "STANDBY", "ACTIVE"  # failover: another id, no restart
+        await worker.cycle()
+        rm1.cluster_id, rm1.ha_state, rm2.ha_state = 1700000000900, "ACTIVE", "STANDBY"  # rm1 restarted
+        await worker.cycle()
+        await worker.cycle()
+    restarts = [(e.get("rm"), e["old_id"], e["new_id"]) for e in logs if e["event"] == "rm.restarted"]
+    assert restarts == [(rm1.url, 1700000000000, 1700000000900)]
+    assert worker.state.rm_cluster_id == 1700000000900
+    await worker.close()
+
+
+async def test_only_the_rms_own_not_found_makes_an_app_vanish(rms):
+    # a gateway in front of the RM answering 404 for the one-app path is not the RM saying
+    # it no longer knows the app: the app stays as it was (unknown), nothing is reported
+    (rm,) = await rms(1)
+    rm.put("application_1_0016", "RUNNING")
+    sink = MemorySink()
+    worker = worker_for([rm.url], sink)
+    await worker.cycle()
+    rm.put("application_1_0016", "FINISHED", finishedTime=5)  # outside the ended window: looked up
+    rm.fault = "gateway-404"
+    with structlog.testing.capture_logs() as logs:
+        await worker.cycle()
+    assert summary(sink.events) == [("0016", "state_changed", None, "RUNNING")]
+    assert [e["event"] for e in logs if e["event"] == "rm.lookup_failed"] == ["rm.lookup_failed"]
+    rm.fault = None
+    await worker.cycle()
+    assert summary(sink.events)[-1] == ("0016", "state_changed", "RUNNING", "FINISHED")
     await worker.close()

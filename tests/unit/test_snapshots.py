@@ -34,7 +34,8 @@ async def test_hdfs_usage_fails_over_and_one_bad_path_does_not_stop_the_others(s
     )
     sink = MemorySink()
     worker = ClusterWorker(cfg, sink)
-    assert await worker.hdfs_snapshot() == 1
+    assert await worker.hdfs_snapshot() == 1  # queued
+    assert await worker.deliver() == 1
     (event,) = sink.events
     validate(event.envelope)
     data = event.envelope["data"]
@@ -66,6 +67,7 @@ async def test_queue_and_cluster_snapshots_are_schema_valid(serve, monkeypatch):
     worker = ClusterWorker(cfg, sink)
     assert await worker.queue_snapshot() == 5
     assert await worker.cluster_snapshot() == 1
+    assert await worker.deliver() == 6
     for event in sink.events:
         validate(event.envelope)
     keys = [e.key for e in sink.events if e.type == "yarn.queue.snapshot"]

@@ -10,9 +10,10 @@ import pytest
 from collector.config import ClusterConfig, ResourceManagerConfig
 from collector.service import ClusterWorker
 from collector.state_store import CheckpointError, FileStore
+from tests.memory_sink import MemorySink
 from tests.scripted_rm import ScriptedRM
 
-from .test_rm_faults import MemorySink, summary
+from .test_rm_faults import summary
 
 
 def worker(rm_url, sink, store, fresh=False):
@@ -86,3 +87,19 @@ def test_run_refuses_a_corrupt_checkpoint_with_one_line(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("hadoop-collector: ") and "--fresh" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_a_version_1_checkpoint_is_still_read(tmp_path):
+    import orjson
+
+    from collector.state_store import decode, encode
+    from collector.tracker import TrackerState
+
+    data = orjson.loads(encode("c1", TrackerState(watermark=5), {}))
+    data["version"] = 1
+    del data["state"]["backlog"]  # version 1 had none
+    saved = decode("c1", orjson.dumps(data), "old.json")
+    assert saved.state.watermark == 5 and saved.backlog == []
+    data["version"] = 3
+    with pytest.raises(CheckpointError, match="version 3"):
+        decode("c1", orjson.dumps(data), "new.json")
