@@ -5,8 +5,8 @@ ResourceManager: nothing lost, order per key kept, no id with two contents, memo
 Two collectors live through the same outage, each with its own topic and checkpoint:
 ``unbounded`` (default backlog) must report even the intermediate RUNNING state of every job that
 ran for several poll intervals while Kafka was away (it keeps polling, holding the events);
-``tiny-backlog`` (``kafka.backlog_max_bytes: 20000``) must say that it paused polling because its
-backlog was full, and still lose nothing of what the RM still shows (first sighting, end).
+``tiny-backlog`` (``kafka.backlog_max_bytes: 4000``, about two events) must say that it paused
+polling because its backlog was full, and still lose nothing of what the RM still shows (first sighting, end).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ LONG_SLEEP_MS = "30000"  # a job running when the broker stops; it ends during t
 SHORT_SLEEP_MS = "8000"  # a job submitted during the outage: it starts, runs and may end in it
 OBSERVABLE_S = 6.0  # a state held this long (6 poll intervals) during the outage must be on the topic
 RSS_HEADROOM_KB = 150 * 1024
-TINY_BACKLOG = 20000
+TINY_BACKLOG = 4000  # 20000 held every event of this outage (~6 events of 2-3 KB)
 VARIANTS = {"unbounded": {}, "tiny-backlog": {"backlog_max_bytes": TINY_BACKLOG}}
 BACKLOG_FULL = re.compile(r"backlog.*(full|paus)|paus.*backlog", re.IGNORECASE)
 
