@@ -4,6 +4,7 @@ restarted, detached real jobs, the RM as the source of truth, and the topic read
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import json
 import os
 import signal
@@ -15,12 +16,19 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+import orjson
 import pytest
 
 from .conftest import REPO, STACK
-from .stream_check import TERMINAL, Record, record_of
+from .stream_check import FINISHED, TERMINAL, Record, record_of
 
 COLLECTOR = Path(sys.executable).parent / "hadoop-collector"
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: the kernel SIGKILLs it when the test process dies, even when
+    the test process itself is killed and no teardown runs (prctl PR_SET_PDEATHSIG)."""
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
 
 
 class Collector:
@@ -37,7 +45,7 @@ class Collector:
         with open(self.log_path, "ab") as log_file:
             self.proc = subprocess.Popen([str(COLLECTOR), "run", "-c", str(self.config)], cwd=REPO,
                                          stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         start_new_session=True)
+                                         preexec_fn=_die_with_parent)
         self.starts += 1
 
     @property
@@ -53,7 +61,7 @@ class Collector:
         """SIGKILL: no flush, no checkpoint, no goodbye."""
         if self.alive:
             assert self.proc is not None
-            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.kill()
             self.proc.wait(timeout=30)
 
     def stop(self, timeout: float = 45) -> int | str:
@@ -257,6 +265,12 @@ class RmWatcher(threading.Thread):
             if a == app_id and (not out or out[-1][1] != state):
                 out.append((round(t - start, 1), state))
         return out
+
+
+def without_finished(bootstrap: str, topic: str, app_ids) -> list[str]:
+    """The applications that have no ``yarn.application.finished`` event on the topic yet."""
+    done = {e["subject"] for r in read_all(bootstrap, topic) if (e := orjson.loads(r.value))["type"] == FINISHED}
+    return sorted(set(app_ids) - done)
 
 
 def read_all(bootstrap: str, topic: str, timeout: float = 60) -> list[Record]:

@@ -36,8 +36,9 @@ from .faults import (
     wait_all_ended,
     wait_first_checkpoint,
     wait_for,
+    without_finished,
 )
-from .stream_check import FINISHED, Record, check
+from .stream_check import Record, check
 
 MIX = ["sleep", "wordcount", "pi", "fail", "kill"]
 
@@ -135,12 +136,9 @@ def test_sigkill_at_random_moments_loses_nothing_and_invents_nothing(stack, tmp_
         app_ids = [f.result(timeout=600)["application_id"] for f in futures]
         wait_all_ended(stack, app_ids, timeout=600)
 
-        def caught_up() -> bool:
-            done = {orjson.loads(r.value)["subject"] for r in read_all(bootstrap, topic)
-                    if orjson.loads(r.value)["type"] == FINISHED}
-            return set(app_ids) <= done
-
-        wait_for("a finished event of every job on the topic", caught_up, 240, interval=3, detail=collector.log_tail)
+        wait_for("a finished event of every job on the topic", lambda: not without_finished(bootstrap, topic, app_ids),
+                 240, interval=3, detail=lambda: f"no finished event yet: {without_finished(bootstrap, topic, app_ids)}"
+                                                 f"\nseed {seed}\n{collector.log_tail()}")
         exit_code = collector.stop()
         rm_truth = truth(stack, app_ids)
         records = read_all(bootstrap, topic)

@@ -5,15 +5,15 @@ ResourceManager: nothing lost, order per key kept, no id with two contents, memo
 Two collectors live through the same outage, each with its own topic and checkpoint:
 ``unbounded`` (default backlog) must report even the intermediate RUNNING state of every job that
 ran for several poll intervals while Kafka was away (it keeps polling, holding the events);
-``tiny-backlog`` (``kafka.backlog_max_bytes: 2048``) must say that it paused polling because its
-backlog was full, and still lose nothing of what the RM still shows (first sighting, end).
+``tiny-backlog`` (``kafka.backlog_max_bytes: 4000``, about two events) must say that it paused
+polling because its backlog was full, and still lose nothing of what the RM still shows (first sighting, end).
 """
 
 from __future__ import annotations
 
 import re
-import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,15 +36,16 @@ from .faults import (
     wait_all_ended,
     wait_first_checkpoint,
     wait_for,
+    without_finished,
 )
-from .stream_check import FINISHED, STATE_CHANGED, TERMINAL, Record, check
+from .stream_check import STATE_CHANGED, TERMINAL, Record, check
 
 OUTAGE_S = 30  # broker stopped this long, then started (its own start adds ~10-25 s of outage)
-LONG_SLEEP_MS = "45000"  # a job running through the whole outage
+LONG_SLEEP_MS = "30000"  # a job running when the broker stops; it ends during the outage
 SHORT_SLEEP_MS = "8000"  # a job submitted during the outage: it starts, runs and may end in it
 OBSERVABLE_S = 6.0  # a state held this long (6 poll intervals) during the outage must be on the topic
 RSS_HEADROOM_KB = 150 * 1024
-TINY_BACKLOG = 2048  # the least allowed is 1024; two application events fill it
+TINY_BACKLOG = 4000  # 20000 held every event of this outage (~6 events of 2-3 KB)
 VARIANTS = {"unbounded": {}, "tiny-backlog": {"backlog_max_bytes": TINY_BACKLOG}}
 BACKLOG_FULL = re.compile(r"backlog.*(full|paus)|paus.*backlog", re.IGNORECASE)
 
@@ -83,7 +84,8 @@ def outage(stack, tmp_path_factory):
     watcher = RmWatcher(stack)
     app_ids: list[str] = []
     broker_stopped = False
-    during: list[dict] = []
+    during: list[Future] = []
+    pool = ThreadPoolExecutor(2)
     try:
         for v in variants.values():
             v.collector.start()
@@ -96,15 +98,9 @@ def outage(stack, tmp_path_factory):
         live = [v for v in variants.values() if v.startup_error is None]
         assert live, "no collector started:\n" + "\n".join(v.startup_error or "" for v in variants.values())
         watcher.start()
-        jobs = {}
-        threads = [threading.Thread(target=lambda k=k, e=e: jobs.__setitem__(k, submit_detached(k, e)))
-                   for k, e in (("sleep", {"HEC_SLEEP_MS": LONG_SLEEP_MS}), ("kill", None))]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=600)
-        app_ids += [j["application_id"] for j in jobs.values()]
-        long_job, doomed = jobs["sleep"]["application_id"], jobs["kill"]["application_id"]
+        long_job, doomed = (job["application_id"] for job in pool.map(
+            submit_detached, ["sleep", "kill"], [{"HEC_SLEEP_MS": LONG_SLEEP_MS}, None], timeout=600))
+        app_ids += [long_job, doomed]
         wait_for(f"{long_job} RUNNING on the topic before the outage",
                  lambda: running_on_topic(bootstrap, live[0].topic, long_job), 300, interval=1)
         for v in live:
@@ -115,12 +111,8 @@ def outage(stack, tmp_path_factory):
         broker_stopped = True
         stopped_at = time.monotonic()
 
-        def submit_during() -> None:
-            for kind, env in (("fail", None), ("sleep", {"HEC_SLEEP_MS": SHORT_SLEEP_MS})):
-                during.append(submit_detached(kind, env))
-
-        submitter = threading.Thread(target=submit_during)
-        submitter.start()
+        during = [pool.submit(submit_detached, kind, env)
+                  for kind, env in (("fail", None), ("sleep", {"HEC_SLEEP_MS": SHORT_SLEEP_MS}))]
         killed = False
         while time.monotonic() - stopped_at < OUTAGE_S:
             for v in live:
@@ -130,30 +122,26 @@ def outage(stack, tmp_path_factory):
                 kill_app(stack, doomed)
                 killed = True
             time.sleep(1)
-        starter = threading.Thread(target=stack_command, args=("start", "kafka"))
-        starter.start()
-        while starter.is_alive():  # the broker's own start is still outage
+        starter = ThreadPoolExecutor(1).submit(stack_cmd, "start", "kafka", timeout=300, check=False)
+        while not starter.done():  # the broker's own start is still outage
             for v in live:
                 if (rss := v.collector.rss_kb()) is not None:
                     v.rss_during_kb.append(rss)
-            starter.join(timeout=1)
+            time.sleep(1)
         back_at = time.monotonic()
-        broker_stopped = stack_cmd("status", "--only", "kafka", check=False).returncode != 0
-        assert not broker_stopped, "Kafka did not come back"
-        submitter.join(timeout=600)
+        started = starter.result()
+        broker_stopped = started.returncode != 0
+        assert not broker_stopped, f"Kafka did not come back:\n{started.stderr[-3000:]}"
+        app_ids += [f.result(timeout=600)["application_id"] for f in during]
         if not killed:
             kill_app(stack, doomed)
-        app_ids += [j["application_id"] for j in during]
         wait_all_ended(stack, app_ids, timeout=600)
 
-        def caught_up(v: Variant) -> bool:
-            ended = {e["subject"] for r in read_all(bootstrap, v.topic)
-                     if (e := orjson.loads(r.value))["type"] == FINISHED}
-            return set(app_ids) <= ended
-
         for v in live:
-            wait_for(f"{v.name}: a finished event of every job after the outage", lambda v=v: caught_up(v), 300,
-                     interval=3, detail=v.collector.log_tail)
+            wait_for(f"{v.name}: a finished event of every job after the outage",
+                     lambda v=v: not without_finished(bootstrap, v.topic, app_ids), 300, interval=3,
+                     detail=lambda v=v: f"no finished event yet: {without_finished(bootstrap, v.topic, app_ids)}\n"
+                                        f"{v.collector.log_tail()}")
         for v in live:
             v.exit_code = v.collector.stop()
             v.records = read_all(bootstrap, v.topic)
@@ -166,7 +154,9 @@ def outage(stack, tmp_path_factory):
             v.collector.close()
         if broker_stopped or stack_cmd("status", "--only", "kafka", check=False).returncode != 0:
             stack_cmd("start", "kafka", check=False)
-        kill_unfinished(stack, app_ids + [j["application_id"] for j in during])
+        pool.shutdown(wait=True, cancel_futures=True)  # no submission outlives the fixture
+        kill_unfinished(stack, app_ids + [f.result()["application_id"] for f in during
+                                          if f.done() and not f.exception()])
 
 
 def variant(outage, name: str) -> Variant:
