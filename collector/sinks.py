@@ -125,8 +125,21 @@ class KafkaSink:
         if failure is not None:
             METRICS.kafka_error("send", failure)
             self.problem = f"Kafka delivered {len(delivered)} of {len(events)} events: {describe(failure)}"
+            # A new producer (new producer id) for the retry: after a failed batch the old one's
+            # idempotence sequence can stay out of step with the broker's, and every later send
+            # to that partition fails with OutOfOrderSequenceNumber until the process restarts.
+            await self._discard_producer()
             raise SinkError(self.problem, delivered)
         self.problem = None
+
+    async def _discard_producer(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is None:
+            return
+        try:  # its batches have all settled (failed or acknowledged): nothing left to flush
+            await asyncio.wait_for(producer.stop(), timeout=self._cfg.request_timeout)
+        except (KafkaError, TimeoutError) as exc:
+            log.warning("kafka.producer_stop_failed", error=describe(exc))
 
     async def _settled(self, futures: list[asyncio.Future[object]]) -> None:
         """Wait for every send to settle. The producer retries a broker that does not answer
