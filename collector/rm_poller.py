@@ -16,9 +16,20 @@ from .http import PeerError
 from .parsing import ParseError
 from .rm_client import ResourceManager
 from .rm_models import ClusterInfo, RawApp
-from .tracker import TrackerState, Transition, diff, merge_views, missing_active
+from .tracker import (
+    TrackerState,
+    Transition,
+    changes,
+    merge_views,
+    missing_active,
+    occurrence_order,
+    vanishings,
+)
 
 log = structlog.get_logger(__name__)
+
+#: A large view is compared this many apps at a time, letting other tasks run in between.
+DIFF_STEP = 5000
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +82,7 @@ class RmPoller:
         since = state.watermark - self.overlap_ms
         ended = await self.rm.ended_apps(since if state.floor is None else max(since, state.floor))
         view = merge_views(active.apps, ended.apps)
+        await asyncio.sleep(0)
         unreadable = active.unreadable_ids | ended.unreadable_ids
         for problem in active.problems + ended.problems:
             log.warning("rm.unreadable_app", cluster=self.rm.cluster, problem=problem)
@@ -84,7 +96,7 @@ class RmPoller:
                     vanished.append(app_id)
                 elif isinstance(outcome, RawApp):
                     view[app_id] = outcome
-        transitions = diff(state, view, vanished)
+        transitions = await _diff_stepwise(state, view, vanished)
         return PollResult(transitions, info, view)
 
     async def _lookup(self, app_id: str) -> RawApp | object | None:
@@ -99,3 +111,15 @@ class RmPoller:
 
 
 _GONE = object()
+
+
+async def _diff_stepwise(state: TrackerState, view: dict[str, RawApp], vanished: list[str]) -> list[Transition]:
+    """``tracker.diff``, a slice of the view at a time (100k apps take ~50 ms in one go)."""
+    items = list(view.items())
+    out: list[Transition] = []
+    for start in range(0, len(items), DIFF_STEP):
+        out += changes(state, items[start : start + DIFF_STEP])
+        await asyncio.sleep(0)
+    out += vanishings(state, view, vanished)
+    out.sort(key=occurrence_order)
+    return out

@@ -11,7 +11,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from .rm_models import TERMINAL_STATES, RawApp
+import msgspec
+
+from .rm_models import ACTIVE_STATES, TERMINAL_STATES, RawApp
+
+#: One shared string per state name: a tracked app then costs no string of its own.
+_STATE_NAME = {name: name for name in ACTIVE_STATES + TERMINAL_STATES}
 
 
 class Change(StrEnum):
@@ -19,8 +24,10 @@ class Change(StrEnum):
     VANISHED = "vanished"  # no longer visible on the RM; not a state change
 
 
-@dataclass(slots=True)
-class Tracked:
+class Tracked(msgspec.Struct, gc=False):
+    """What is remembered of one application: a few scalars, kept compact (100k of them are
+    normal). ``gc=False``: it holds no containers, so the garbage collector need not visit it."""
+
     state: str
     seq: int  # events emitted for this app so far; part of the event id
     finished_time: int | None = None
@@ -59,33 +66,48 @@ def merge_views(*pages: Iterable[RawApp]) -> dict[str, RawApp]:
     for page in pages:
         for app in page:
             seen = merged.get(app.id)
-            if seen is None or (app.is_terminal and not seen.is_terminal):
+            if seen is None or (app.state in TERMINAL_STATES and seen.state not in TERMINAL_STATES):
                 merged[app.id] = app
     return merged
 
 
 def diff(state: TrackerState, view: Mapping[str, RawApp], vanished: Iterable[str] = ()) -> list[Transition]:
     """Transitions from ``state`` to ``view``; ``state`` is not modified."""
-    out: list[Transition] = []
-    known = state.apps
-    for app_id, app in view.items():
-        tracked = known.get(app_id)
-        if tracked is None:
-            out.append(Transition(app_id, 1, Change.STATE, None, app.state, app))
-        elif tracked.terminal:
-            continue  # an end is final; a stale active record after it is ignored
-        elif app.state != tracked.state or not tracked.visible:
-            prev = tracked.state if tracked.visible else None
-            out.append(Transition(app_id, tracked.seq + 1, Change.STATE, prev, app.state, app))
-    for app_id in vanished:
-        tracked = known.get(app_id)
-        if tracked is not None and tracked.visible and not tracked.terminal and app_id not in view:
-            out.append(Transition(app_id, tracked.seq + 1, Change.VANISHED, tracked.state, tracked.state, None))
-    out.sort(key=_occurrence_order)
+    out = changes(state, view.items()) + vanishings(state, view, vanished)
+    out.sort(key=occurrence_order)
     return out
 
 
-def _occurrence_order(t: Transition) -> tuple[int, str]:
+def changes(state: TrackerState, apps: Iterable[tuple[str, RawApp]]) -> list[Transition]:
+    """The state changes among ``apps`` (id, record), unsorted: ``diff`` over part of a view,
+    so that a large view can be compared a slice at a time."""
+    out: list[Transition] = []
+    known = state.apps.get
+    for app_id, app in apps:
+        tracked = known(app_id)
+        if tracked is None:
+            out.append(Transition(app_id, 1, Change.STATE, None, app.state, app))
+        elif tracked.state == app.state and tracked.visible:
+            continue  # the common case, checked first: nothing changed
+        elif tracked.state in TERMINAL_STATES:
+            continue  # an end is final; a stale active record after it is ignored
+        else:
+            prev = tracked.state if tracked.visible else None
+            out.append(Transition(app_id, tracked.seq + 1, Change.STATE, prev, app.state, app))
+    return out
+
+
+def vanishings(state: TrackerState, view: Mapping[str, RawApp], vanished: Iterable[str]) -> list[Transition]:
+    out: list[Transition] = []
+    for app_id in vanished:
+        tracked = state.apps.get(app_id)
+        if tracked is not None and tracked.visible and not tracked.terminal and app_id not in view:
+            out.append(Transition(app_id, tracked.seq + 1, Change.VANISHED, tracked.state, tracked.state, None))
+    return out
+
+
+def occurrence_order(t: Transition) -> tuple[int, str]:
+    """Transitions in the order they happened (RM times), ties by application id."""
     app = t.app
     when = 0
     if app is not None:
@@ -99,7 +121,7 @@ def missing_active(state: TrackerState, view: Mapping[str, RawApp], unreadable: 
     return [
         app_id
         for app_id, tracked in state.apps.items()
-        if tracked.visible and not tracked.terminal and app_id not in view and app_id not in skip
+        if app_id not in view and tracked.visible and tracked.state not in TERMINAL_STATES and app_id not in skip
     ]
 
 
@@ -114,11 +136,12 @@ def commit(state: TrackerState, transitions: Iterable[Transition]) -> None:
             tracked.vanished_at = state.watermark
             continue
         finished = t.app.finishedTime if t.app is not None and t.app.finishedTime else None
+        name = _STATE_NAME.get(t.state, t.state)
         tracked = apps.get(t.app_id)
         if tracked is None:
-            apps[t.app_id] = Tracked(t.state, t.seq, finished)
+            apps[t.app_id] = Tracked(name, t.seq, finished)
         else:
-            tracked.state, tracked.seq, tracked.visible = t.state, t.seq, True
+            tracked.state, tracked.seq, tracked.visible = name, t.seq, True
             tracked.finished_time = finished
         if finished and t.state in TERMINAL_STATES and (state.watermark is None or finished > state.watermark):
             state.watermark = finished
