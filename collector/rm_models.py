@@ -12,6 +12,7 @@ which is cheaper than building dicts for the whole answer.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 import msgspec
@@ -257,6 +258,9 @@ def resource_seconds(raw: msgspec.Raw | None) -> dict[str, int] | None:
     """
     if raw is None:
         return None
+    fast = _resource_seconds_fast(raw)
+    if fast is not None:
+        return fast
     try:
         top = json.loads(bytes(raw), object_pairs_hook=_Pairs)
     except ValueError:
@@ -278,3 +282,20 @@ def resource_seconds(raw: msgspec.Raw | None) -> dict[str, int] | None:
         except (TypeError, ValueError):
             continue
     return result or None
+
+
+# The shape every 3.x RM sends: {"entry":{"key":"memory-mb","value":"30245"},"entry":{...}}, compact.
+# Read with a pattern (this runs for every event); anything else takes the general path above.
+_ENTRY = rb'"entry":\{"key":"([^"\\\x00-\x1f]*)","value":(?:"(-?[0-9]+)"|(-?(?:0|[1-9][0-9]*)))\}'
+_ENTRIES = re.compile(rb"\{" + _ENTRY + rb"(?:," + _ENTRY + rb")*\}")
+_ONE_ENTRY = re.compile(_ENTRY)
+
+
+def _resource_seconds_fast(raw: msgspec.Raw) -> dict[str, int] | None:
+    data = bytes(raw)
+    if _ENTRIES.fullmatch(data) is None:
+        return None
+    try:
+        return {m[1].decode("utf-8"): int(m[2] or m[3]) for m in _ONE_ENTRY.finditer(data)}
+    except UnicodeDecodeError:
+        return None

@@ -64,6 +64,11 @@ def merge_views(*pages: Iterable[RawApp]) -> dict[str, RawApp]:
     (an app can end between the active and the ended request)."""
     merged: dict[str, RawApp] = {}
     for page in pages:
+        if not merged and isinstance(page, list):
+            merged = {app.id: app for app in page}  # one answer: ids are unique, unless...
+            if len(merged) == len(page):
+                continue
+            merged = {}  # ...an id repeats: take the careful way below
         for app in page:
             seen = merged.get(app.id)
             if seen is None or (app.state in TERMINAL_STATES and seen.state not in TERMINAL_STATES):
@@ -118,11 +123,13 @@ def occurrence_order(t: Transition) -> tuple[int, str]:
 def missing_active(state: TrackerState, view: Mapping[str, RawApp], unreadable: Iterable[str] = ()) -> list[str]:
     """Apps we believe active that neither answer mentioned: look each up alone."""
     skip = set(unreadable)
-    return [
+    apps = state.apps
+    unseen = apps.keys() - view.keys()  # set arithmetic: the common case (all seen) costs least
+    return sorted(
         app_id
-        for app_id, tracked in state.apps.items()
-        if app_id not in view and tracked.visible and tracked.state not in TERMINAL_STATES and app_id not in skip
-    ]
+        for app_id in unseen
+        if apps[app_id].visible and apps[app_id].state not in TERMINAL_STATES and app_id not in skip
+    )
 
 
 def commit(state: TrackerState, transitions: Iterable[Transition]) -> None:
