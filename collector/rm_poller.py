@@ -20,7 +20,7 @@ from .tracker import (
     TrackerState,
     Transition,
     changes,
-    merge_views,
+    merge_into,
     missing_active,
     occurrence_order,
     vanishings,
@@ -28,7 +28,7 @@ from .tracker import (
 
 log = structlog.get_logger(__name__)
 
-#: A large view is compared this many apps at a time, letting other tasks run in between.
+#: A large view is merged and compared this many apps at a time, letting other tasks run in between.
 DIFF_STEP = 5000
 
 
@@ -81,8 +81,11 @@ class RmPoller:
         active = await self.rm.active_apps()
         since = state.watermark - self.overlap_ms
         ended = await self.rm.ended_apps(since if state.floor is None else max(since, state.floor))
-        view = merge_views(active.apps, ended.apps)
-        await asyncio.sleep(0)
+        view: dict[str, RawApp] = {}
+        for page in (active.apps, ended.apps):
+            for start in range(0, len(page), DIFF_STEP):
+                merge_into(view, page[start : start + DIFF_STEP])
+                await asyncio.sleep(0)
         unreadable = active.unreadable_ids | ended.unreadable_ids
         for problem in active.problems + ended.problems:
             log.warning("rm.unreadable_app", cluster=self.rm.cluster, problem=problem)

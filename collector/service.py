@@ -134,11 +134,13 @@ class ClusterWorker:
         result: PollResult = await self.poller.poll(observed_at)
         ctx = self._context()
         pairs: list[tuple[Transition, Event]] = []
-        for t in result.transitions:
+        for i, t in enumerate(result.transitions, 1):
             try:
                 pairs.append((t, transition_event(ctx, t, observed_at)))
             except Exception as exc:  # one odd record must not hold up every other app
                 log.warning("event.build_failed", cluster=self.cfg.name, app_id=t.app_id, error=repr(exc))
+            if i % 500 == 0:
+                await asyncio.sleep(0)  # thousands of changes: let other tasks run in between
         settled, failure = await self._deliver("poll", [event for _, event in pairs])
         done = [(t, event) for t, event in pairs if event.id in settled]
         commit(self.state, [t for t, _ in done])
@@ -248,7 +250,7 @@ class ClusterWorker:
         acknowledged: its application waits (and the error repeats) rather than being lost."""
         if not events:
             return set(), None
-        valid = self._checked(events)
+        valid = await self._checked(events)
         try:
             await self.sink.send(valid, self.cfg.topics)
         except SinkError as exc:
@@ -262,11 +264,12 @@ class ClusterWorker:
         """The last delivery of the poll or the enrich loop failed: those events are not on Kafka."""
         return any(self._undelivered.values())
 
-    def _checked(self, events: Sequence[Event]) -> list[Event]:
+    async def _checked(self, events: Sequence[Event]) -> list[Event]:
         if not self.validate:
             return list(events)
         good = []
         for event in events:
+            await asyncio.sleep(0)  # a check takes ~1 ms: with thousands of events, let other tasks run
             try:
                 schemas.validate(event.envelope)
             except schemas.SchemaViolation as exc:

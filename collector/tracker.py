@@ -64,16 +64,21 @@ def merge_views(*pages: Iterable[RawApp]) -> dict[str, RawApp]:
     (an app can end between the active and the ended request)."""
     merged: dict[str, RawApp] = {}
     for page in pages:
-        if not merged and isinstance(page, list):
-            merged = {app.id: app for app in page}  # one answer: ids are unique, unless...
-            if len(merged) == len(page):
-                continue
-            merged = {}  # ...an id repeats: take the careful way below
-        for app in page:
-            seen = merged.get(app.id)
-            if seen is None or (app.state in TERMINAL_STATES and seen.state not in TERMINAL_STATES):
-                merged[app.id] = app
+        merge_into(merged, page)
     return merged
+
+
+def merge_into(merged: dict[str, RawApp], apps: Iterable[RawApp]) -> None:
+    """``merge_views`` one part of an answer at a time (in place)."""
+    if not merged and isinstance(apps, list):
+        merged.update((app.id, app) for app in apps)  # within one answer ids are unique, unless...
+        if len(merged) == len(apps):
+            return
+        merged.clear()  # ...an id repeats: take the careful way below
+    for app in apps:
+        seen = merged.get(app.id)
+        if seen is None or (app.state in TERMINAL_STATES and seen.state not in TERMINAL_STATES):
+            merged[app.id] = app
 
 
 def diff(state: TrackerState, view: Mapping[str, RawApp], vanished: Iterable[str] = ()) -> list[Transition]:
@@ -166,8 +171,8 @@ def prune(state: TrackerState, keep_ms: int) -> int:
     drop = [
         app_id
         for app_id, t in state.apps.items()
-        if (t.terminal and t.finished_time is not None and t.finished_time < horizon)
-        or (not t.visible and t.vanished_at is not None and t.vanished_at < horizon)
+        if (t.finished_time is not None and t.finished_time < horizon and t.state in TERMINAL_STATES)
+        or (t.vanished_at is not None and t.vanished_at < horizon and not t.visible)
     ]
     for app_id in drop:
         del state.apps[app_id]
