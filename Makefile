@@ -7,13 +7,14 @@ STACK  := $(PY) deploy/local/stack.py
 PYTEST_ARGS ?=
 RUN_ARGS ?=
 
-.PHONY: help venv jars test unit integration lint run stack-up stack-down stack-status clean
+.PHONY: help venv jars test unit integration lint run bench stack-up stack-down stack-status clean
 
 help:
 	@echo "make run           start the local real stack (Kafka + Hadoop mini cluster), the collector, and a demo job"
 	@echo "make test          every test (starts the local stack for the integration tests)"
 	@echo "make unit          unit tests only (no stack)"
 	@echo "make lint          ruff"
+	@echo "make bench         the benchmarks of issue 6 (table + .bench/results-*.json; starts the stack for 4 and 7)"
 	@echo "make stack-up | stack-down | stack-status"
 
 $(VENV)/.installed: pyproject.toml
@@ -41,6 +42,11 @@ integration: venv jars
 
 run: stack-up
 	$(PY) deploy/local/run.py $(RUN_ARGS)
+
+# Benchmarks 4 and 7 start Kafka + Hadoop like `make run` (stack.py up) when they are not running.
+BENCH_ARGS ?=
+bench: venv jars
+	$(PY) -m tests.benchmarks $(BENCH_ARGS)
 
 stack-up: venv
 	$(STACK) up
