@@ -55,8 +55,15 @@ class App:
     started: int
     finished: int = 0
     encoded: bytes | None = None  # cache: the record only changes with the state
+    encoded_lean: bytes | None = None
 
-    def bytes(self) -> bytes:
+    def bytes(self, lean: bool = False) -> bytes:
+        """The record as the RM sends it; ``lean``: with ``deSelects`` of every field it allows
+        leaving out (resourceInfo, timeouts, the label expressions)."""
+        if lean:
+            if self.encoded_lean is None:
+                self.encoded_lean = encode_record(self, lean=True)
+            return self.encoded_lean
         if self.encoded is None:
             self.encoded = encode_record(self)
         return self.encoded
@@ -67,7 +74,7 @@ class App:
 
     def advance(self, now_ms: int) -> None:
         """One step of a life: ACCEPTED -> RUNNING -> an end."""
-        self.encoded = None
+        self.encoded = self.encoded_lean = None
         if self.state == "ACCEPTED":
             self.state = "RUNNING"
         elif self.state == "RUNNING":
@@ -142,8 +149,11 @@ class App:
         return rec
 
 
-def encode_record(app: App) -> bytes:
+def encode_record(app: App, lean: bool = False) -> bytes:
     rec = app.record()
+    if lean:
+        for deselected in ("resourceInfo", "timeouts", "amNodeLabelExpression"):
+            rec.pop(deselected, None)
     mem_s, vc_s = rec["memorySeconds"], rec["vcoreSeconds"]
     # The RM repeats the key "entry", which no dict can hold: spliced in as bytes.
     rsm = b'{"entry":{"key":"memory-mb","value":"%d"},"entry":{"key":"vcores","value":"%d"}}' % (mem_s, vc_s)

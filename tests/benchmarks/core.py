@@ -272,7 +272,7 @@ async def _day(cycles: int, retained: int, active: int, interval_ms: int, overla
 
         async def whole_list(sim_now: int) -> int:
             await rm_full.cluster_info()
-            page = await rm_full._apps({"deSelects": "resourceRequests"})
+            page = await rm_full._apps({})  # the whole retained list, with the same deSelects
             transitions = diff(full_state, merge_views(page.apps))
             events = [transition_event(ctx, t, sim_now).encode() for t in transitions]
             commit(full_state, transitions)
@@ -322,12 +322,14 @@ async def _day(cycles: int, retained: int, active: int, interval_ms: int, overla
 
 
 def bench_incremental(cycles: int = 30, retained: int = 10_000, active: int = 200,
-                      interval_ms: int = 10_000, overlaps_ms: tuple[int, ...] = (300_000,)) -> list[Row]:
+                      interval_ms: int = 10_000, overlaps_ms: tuple[int, ...] = (300_000, 60_000)) -> list[Row]:
     """Benchmark 3: a busy day's steady state on a scripted RM, polled both ways in lockstep.
     (A day is 8640 such cycles at the default 10 s interval; per-cycle figures are steady.)"""
     rows: list[Row] = []
     for overlap in overlaps_ms:
         rows += asyncio.run(_day(cycles, retained, active, interval_ms, overlap))
+    for row in rows[2:]:  # other overlaps than the default: for information
+        row.target, row.met = "", None
     return rows
 
 

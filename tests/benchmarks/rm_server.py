@@ -7,7 +7,7 @@ moves its clock. ``files``: answers the active-apps request with the file ``/_si
 names (a large generated answer) and every other apps request with no apps.
 
 Both answer ``/ws/v1/cluster/info`` (with the simulated clock in ``Date``), ``/ws/v1/cluster/apps``
-(``states`` and ``finishedTimeBegin`` honoured) and ``/ws/v1/cluster/apps/{id}``, and count the
+(``states``, ``finishedTimeBegin`` and ``deSelects`` honoured) and ``/ws/v1/cluster/apps/{id}``, and count the
 body bytes they send; ``/_sim/stats`` returns and resets the count. Bound to 127.0.0.1; the port
 is printed on the first line of stdout.
 """
@@ -100,16 +100,17 @@ def make_app(sim: Sim | None, files: dict[str, bytes]) -> web.Application:
     async def apps(request: web.Request) -> web.Response:
         states = set(request.query.get("states", "").split(",")) - {""}
         since = int(request.query.get("finishedTimeBegin", "0"))
+        lean = "resourceInfo" in request.query.get("deSelects", "")
         if sim is None:
             body = files.get("active", b'{"apps":null}') if states & ACTIVE_STATES else b'{"apps":null}'
             return reply(body)
-        return reply(encode_answer([a.bytes() for a in sim.select(states, since)]))
+        return reply(encode_answer([a.bytes(lean) for a in sim.select(states, since)]))
 
     async def one(request: web.Request) -> web.Response:
         app = sim.apps.get(request.match_info["app_id"]) if sim else None
         if app is None:
             return reply(b'{"RemoteException":{"exception":"NotFoundException","message":"app not found"}}', 404)
-        return reply(b'{"app":' + app.bytes() + b"}")
+        return reply(b'{"app":' + app.bytes(lean="resourceInfo" in request.query.get("deSelects", "")) + b"}")
 
     async def advance(request: web.Request) -> web.Response:
         assert sim is not None
