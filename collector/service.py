@@ -149,6 +149,7 @@ class ClusterWorker:
             if t.app is not None and t.state in TERMINAL_STATES and t.app_id not in self.pending:
                 self.pending[t.app_id] = pending_for(t.app, event.envelope["data"]["application"], observed_at)
         self._refresh_pending(result.view)
+        await result.release()  # a 100k-app view freed at once would stall the event loop
         prune(self.state, int(float(self.cfg.poll.overlap) * 1000))
         self._checkpoint()
         self.stats.events += len(done)
