@@ -7,7 +7,7 @@ STACK  := $(PY) deploy/local/stack.py
 PYTEST_ARGS ?=
 RUN_ARGS ?=
 
-.PHONY: help venv jars test test-long unit integration lint run stack-up stack-down stack-status clean
+.PHONY: help venv jars test test-long unit integration lint run bench stack-up stack-down stack-status clean
 
 help:
 	@echo "make run           start the local real stack (Kafka + Hadoop mini cluster), the collector, and a demo job"
@@ -15,6 +15,7 @@ help:
 	@echo "make test-long     every test including the long fault rounds (marker long)"
 	@echo "make unit          unit tests only (no stack)"
 	@echo "make lint          ruff"
+	@echo "make bench         the benchmarks of issue 6 (table + .bench/results-*.json; starts the stack for 4 and 7)"
 	@echo "make stack-up | stack-down | stack-status"
 
 $(VENV)/.installed: pyproject.toml
@@ -45,6 +46,11 @@ integration: venv jars
 
 run: stack-up
 	$(PY) deploy/local/run.py $(RUN_ARGS)
+
+# Benchmarks 4 and 7 start Kafka + Hadoop like `make run` (stack.py up) when they are not running.
+BENCH_ARGS ?=
+bench: venv jars
+	$(PY) -m tests.benchmarks $(BENCH_ARGS)
 
 stack-up: venv
 	$(STACK) up

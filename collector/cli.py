@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import signal
 import sys
 from collections.abc import Sequence
@@ -158,6 +159,11 @@ async def _topics_usable(cfg: Config) -> bool:
 
 
 async def _serve(cfg: Config, sink: KafkaSink | StdoutSink, stop: asyncio.Event, workers: list[ClusterWorker]) -> int:
+    # What start-up made (modules, config, a loaded checkpoint) lives as long as the process:
+    # out of the collector's way, a full collection visits only what cycles make (tens of ms
+    # less event-loop stall each time one runs).
+    gc.collect()
+    gc.freeze()
     service = asyncio.create_task(run_service(cfg, sink, stop, workers))
     stopper = asyncio.create_task(stop.wait())
     await asyncio.wait([service, stopper], return_when=asyncio.FIRST_COMPLETED)

@@ -24,6 +24,7 @@ log = structlog.get_logger(__name__)
 #: Bodies larger than this are refused rather than buffered (a 100k-app /apps answer
 #: of Hadoop 3 is roughly 150 MB; the default leaves room for that).
 DEFAULT_MAX_BODY_BYTES = 512 * 1024 * 1024
+_JOIN_IN_THREAD = 8 * 1024 * 1024
 
 
 class PeerError(Exception):
@@ -203,7 +204,10 @@ class HttpPeer:
                     if size > self._max_body:
                         raise BodyTooLarge(url, f"response exceeds the limit of {self._max_body} bytes")
                     chunks.append(chunk)
-                return Response(str(resp.url), resp.status, resp.headers, b"".join(chunks))
+                # Joining a large body into one buffer takes a while (fresh pages): bytes.join lets
+                # go of the GIL for that, so it runs in a thread and the event loop keeps going.
+                body = b"".join(chunks) if size < _JOIN_IN_THREAD else await asyncio.to_thread(b"".join, chunks)
+                return Response(str(resp.url), resp.status, resp.headers, body)
         except TimeoutError:
             raise PeerUnreachable(url, "timed out", "timeout") from None
         except aiohttp.ClientPayloadError as exc:

@@ -9,6 +9,7 @@ is never redirected and tells the HA state directly, so it is how the active RM 
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 from collections.abc import Mapping, Sequence
 
@@ -23,7 +24,9 @@ from .rm_models import (
     AppsPage,
     ClusterInfo,
     RawApp,
+    app_spans,
     parse_app,
+    parse_app_span,
     parse_apps,
     parse_cluster_info,
 )
@@ -34,6 +37,16 @@ log = structlog.get_logger(__name__)
 
 APPS_PATH = "/ws/v1/cluster/apps"
 INFO_PATH = "/ws/v1/cluster/info"
+#: Fields of an app the collector never reads, left out of apps answers: resourceRequests (YARN-6280)
+#: and, since YARN-6871, resourceInfo (usage per partition: two thirds of an active app's record),
+#: timeouts and the label expressions. An RM that knows only the first answers 400 "Invalid
+#: deSelects string": it is then asked for the first alone. 2.x RMs ignore the parameter.
+DESELECTS = "resourceRequests,resourceInfo,timeouts,appNodeLabelExpression,amNodeLabelExpression"
+DESELECTS_OLD = "resourceRequests"
+
+#: Apps answers are decoded this many bytes (about 600 apps, a few ms) at a time, letting other tasks run
+#: in between: a 100k-app answer (~180 MB) decoded in one go would stall the event loop ~0.4 s.
+DECODE_STEP_BYTES = 1024 * 1024
 
 
 class StandbyAnswer(PeerError):
@@ -69,6 +82,22 @@ def rm_clock_ms(resp: Response) -> int | None:
         return None
 
 
+async def parse_apps_stepwise(body: bytes, step_bytes: int = DECODE_STEP_BYTES) -> AppsPage:
+    """``parse_apps``, a slice of the answer at a time for a large answer, yielding to the event
+    loop in between (msgspec holds the GIL while it decodes, so a thread would not help)."""
+    spans = app_spans(body, step_bytes) if len(body) > step_bytes else None
+    if spans is None:
+        return parse_apps(body)
+    apps: list[RawApp] = []
+    for span in spans:
+        part = parse_app_span(body, span)
+        if part is None:  # an odd element: the whole-answer parser knows how to keep the rest
+            return parse_apps(body)
+        apps += part
+        await asyncio.sleep(0)
+    return AppsPage(apps)
+
+
 class ResourceManager:
     def __init__(self, urls: Sequence[str], peer: HttpPeer, *, cluster: str, metrics: Metrics = METRICS) -> None:
         if not urls:
@@ -80,6 +109,7 @@ class ResourceManager:
         self.failovers = 0
         self._metrics = metrics
         metrics.set_active_rm(cluster, self.urls, self.active_url)
+        self.deselects = DESELECTS
 
     async def cluster_info(self) -> tuple[ClusterInfo, int | None]:
         """Info of the active RM and its clock; finds the active RM on the way.
@@ -106,14 +136,13 @@ class ResourceManager:
         return parse_scheduler((await self._get("/ws/v1/cluster/scheduler")).body)
 
     async def active_apps(self) -> AppsPage:
-        return await self._apps({"states": ",".join(ACTIVE_STATES), "deSelects": "resourceRequests"})
+        return await self._apps({"states": ",".join(ACTIVE_STATES)})
 
     async def ended_apps(self, finished_since_ms: int) -> AppsPage:
         return await self._apps(
             {
                 "states": ",".join(TERMINAL_STATES),
                 "finishedTimeBegin": str(max(0, finished_since_ms)),
-                "deSelects": "resourceRequests",
             }
         )
 
@@ -132,8 +161,15 @@ class ResourceManager:
         return parse_app(resp.body)
 
     async def _apps(self, params: Mapping[str, str]) -> AppsPage:
-        resp = await self._get(APPS_PATH, params)
-        return parse_apps(resp.body)
+        try:
+            resp = await self._get(APPS_PATH, {**params, "deSelects": self.deselects})
+        except PeerHTTPError as exc:
+            if exc.status != 400 or "deSelects" not in exc.body_excerpt or self.deselects == DESELECTS_OLD:
+                raise
+            log.info("rm.deselects_unsupported", cluster=self.cluster, rm=self.active_url, asked=self.deselects)
+            self.deselects = DESELECTS_OLD
+            resp = await self._get(APPS_PATH, {**params, "deSelects": self.deselects})
+        return await parse_apps_stepwise(resp.body)
 
     async def _get(self, path: str, params: Mapping[str, str] | None = None) -> Response:
         last: PeerError | None = None

@@ -18,7 +18,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from .parsing import Long, ParseError, as_int, first_line
+from .parsing import LONG_MAX, LONG_MIN, Long, ParseError, as_int, first_line
 
 ACTIVE_STATES = ("NEW", "NEW_SAVING", "SUBMITTED", "ACCEPTED", "RUNNING")
 TERMINAL_STATES = ("FINISHED", "FAILED", "KILLED")
@@ -32,8 +32,11 @@ AppId = Annotated[str, msgspec.Meta(pattern=r"^application_[0-9]+_[0-9]+\Z")]
 AppState = Literal["NEW", "NEW_SAVING", "SUBMITTED", "ACCEPTED", "RUNNING", "FINISHED", "FAILED", "KILLED"]
 
 
-class RawApp(msgspec.Struct, kw_only=True):
-    """One element of ``apps.app`` as the RM sends it (Hadoop 2.7 to 3.x)."""
+class RawApp(msgspec.Struct, kw_only=True, gc=False):
+    """One element of ``apps.app`` as the RM sends it (Hadoop 2.7 to 3.x).
+
+    ``gc=False``: it holds only scalars, so 100k of them give the garbage collector nothing to do.
+    """
 
     id: AppId
     state: AppState
@@ -128,6 +131,7 @@ _apps_decoder = msgspec.json.Decoder(_AppsAnswer, strict=False)
 _raw_apps_decoder = msgspec.json.Decoder(_RawAppsAnswer, strict=False)
 _app_decoder = msgspec.json.Decoder(RawApp, strict=False)
 _one_app_decoder = msgspec.json.Decoder(_OneAppAnswer, strict=False)
+_app_list_decoder = msgspec.json.Decoder(list[RawApp], strict=False)
 _cluster_info_decoder = msgspec.json.Decoder(_ClusterInfoAnswer, strict=False)
 
 
@@ -160,6 +164,43 @@ def parse_apps(body: bytes) -> AppsPage:
         return AppsPage([])
     apps = answer.apps.app
     return AppsPage(apps if isinstance(apps, list) else [apps])
+
+
+# The compact layout every RM sends: no whitespace, each app's record starting with its id.
+_LIST_HEAD = b'{"apps":{"app":['
+_LIST_TAIL = b"]}}"
+_NEXT_APP = b'},{"id":"'
+
+
+def app_spans(body: bytes, chunk_bytes: int) -> list[slice] | None:
+    """Where to cut a large apps answer into runs of whole apps of about ``chunk_bytes`` each,
+    so that it can be decoded a piece at a time (``parse_app_span``); None when the answer is
+    not in the RM's compact layout (then ``parse_apps`` takes it whole).
+
+    ``},{"id":"`` cannot occur inside a JSON string (a quote there is escaped), so every cut is
+    between two objects; a cut between two nested objects leaves unbalanced pieces, which then
+    fail to decode, and the caller falls back to ``parse_apps``.
+    """
+    if not (body.startswith(_LIST_HEAD) and body.endswith(_LIST_TAIL)):
+        return None
+    end = len(body) - len(_LIST_TAIL)
+    spans: list[slice] = []
+    start = len(_LIST_HEAD)
+    while start < end:
+        cut = body.find(_NEXT_APP, start + chunk_bytes, end)
+        stop = end if cut < 0 else cut + 1
+        spans.append(slice(start, stop))
+        start = stop + 1  # past the comma
+    return spans
+
+
+def parse_app_span(body: bytes, span: slice) -> list[RawApp] | None:
+    """Decode the apps in one span of ``app_spans``; None when they do not decode cleanly
+    (``parse_apps`` on the whole answer then decides, with its tolerance for odd elements)."""
+    try:
+        return _app_list_decoder.decode(b"".join((b"[", memoryview(body)[span], b"]")))
+    except msgspec.DecodeError:
+        return None
 
 
 def _parse_apps_one_by_one(body: bytes, first_error: Exception) -> AppsPage:
@@ -241,6 +282,9 @@ def resource_seconds(raw: msgspec.Raw | None) -> dict[str, int] | None:
     """
     if raw is None:
         return None
+    fast = _resource_seconds_fast(raw)
+    if fast is not None:
+        return fast
     try:
         top = json.loads(bytes(raw), object_pairs_hook=_Pairs)
     except (ValueError, RecursionError):
@@ -260,3 +304,22 @@ def resource_seconds(raw: msgspec.Raw | None) -> dict[str, int] | None:
         if isinstance(name, str) and amount is not None:
             result[name] = amount
     return result or None
+
+
+# The shape every 3.x RM sends: {"entry":{"key":"memory-mb","value":"30245"},"entry":{...}}, compact.
+# Read with a pattern (this runs for every event); anything else takes the general path above.
+_ENTRY = rb'"entry":\{"key":"([^"\\\x00-\x1f]*)","value":(?:"(-?[0-9]+)"|(-?(?:0|[1-9][0-9]*)))\}'
+_ENTRIES = re.compile(rb"\{" + _ENTRY + rb"(?:," + _ENTRY + rb")*\}")
+_ONE_ENTRY = re.compile(_ENTRY)
+
+
+def _resource_seconds_fast(raw: msgspec.Raw) -> dict[str, int] | None:
+    data = bytes(raw)
+    if _ENTRIES.fullmatch(data) is None:
+        return None
+    try:
+        found = {m[1].decode("utf-8"): int(m[2] or m[3]) for m in _ONE_ENTRY.finditer(data)}
+    except (UnicodeDecodeError, ValueError):
+        return None
+    # a value wider than a Java long is junk: the general path drops that entry
+    return found if all(LONG_MIN <= v <= LONG_MAX for v in found.values()) else None

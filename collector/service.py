@@ -215,7 +215,9 @@ class ClusterWorker:
         METRICS.poll_succeeded(self.cfg.name, observed_at)
         ctx = self._context()
         entries: list[Queued] = []
-        for t in result.transitions:
+        for i, t in enumerate(result.transitions, 1):
+            if i % (20 if self.validate else 500) == 0:
+                await asyncio.sleep(0)  # thousands of changes (a check takes ~1 ms): let other tasks run
             try:
                 event = transition_event(ctx, t, observed_at)
             except Exception as exc:  # one odd record must not hold up every other app
@@ -230,6 +232,7 @@ class ClusterWorker:
         apply(self.seen, [e.step for e in entries if e.step is not None])
         self._queue(entries)
         self._refresh_pending(result.view)
+        await result.release()  # a 100k-app view freed at once would stall the event loop
         prune(self.seen, self._overlap_ms)
         METRICS.set_watermark(self.cfg.name, self.seen.watermark)
         bookkeeping = (self.seen.floor, self.seen.rm_cluster_id)

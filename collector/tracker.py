@@ -12,7 +12,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from .rm_models import TERMINAL_STATES, RawApp
+import msgspec
+
+from .rm_models import ACTIVE_STATES, TERMINAL_STATES, RawApp
+
+#: One shared string per state name: a tracked app then costs no string of its own.
+_STATE_NAME = {name: name for name in ACTIVE_STATES + TERMINAL_STATES}
 
 
 class Change(StrEnum):
@@ -20,8 +25,10 @@ class Change(StrEnum):
     VANISHED = "vanished"  # no longer visible on the RM; not a state change
 
 
-@dataclass(slots=True)
-class Tracked:
+class Tracked(msgspec.Struct, gc=False):
+    """What is remembered of one application: a few scalars, kept compact (100k of them are
+    normal). ``gc=False``: it holds no containers, so the garbage collector need not visit it."""
+
     state: str
     seq: int  # events emitted for this app so far; part of the event id
     finished_time: int | None = None
@@ -69,35 +76,60 @@ def merge_views(*pages: Iterable[RawApp]) -> dict[str, RawApp]:
     (an app can end between the active and the ended request)."""
     merged: dict[str, RawApp] = {}
     for page in pages:
-        for app in page:
-            seen = merged.get(app.id)
-            if seen is None or (app.is_terminal and not seen.is_terminal):
-                merged[app.id] = app
+        merge_into(merged, page)
     return merged
+
+
+def merge_into(merged: dict[str, RawApp], apps: Iterable[RawApp]) -> None:
+    """``merge_views`` one part of an answer at a time (in place)."""
+    if not merged and isinstance(apps, list):
+        merged.update((app.id, app) for app in apps)  # within one answer ids are unique, unless...
+        if len(merged) == len(apps):
+            return
+        merged.clear()  # ...an id repeats: take the careful way below
+    for app in apps:
+        seen = merged.get(app.id)
+        if seen is None or (app.state in TERMINAL_STATES and seen.state not in TERMINAL_STATES):
+            merged[app.id] = app
 
 
 def diff(state: TrackerState, view: Mapping[str, RawApp], vanished: Iterable[str] = ()) -> list[Transition]:
     """Transitions from ``state`` to ``view``; ``state`` is not modified."""
-    out: list[Transition] = []
-    known = state.apps
-    for app_id, app in view.items():
-        tracked = known.get(app_id)
-        if tracked is None:
-            out.append(Transition(app_id, 1, Change.STATE, None, app.state, app))
-        elif tracked.terminal:
-            continue  # an end is final; a stale active record after it is ignored
-        elif app.state != tracked.state or not tracked.visible:
-            prev = tracked.state if tracked.visible else None
-            out.append(Transition(app_id, tracked.seq + 1, Change.STATE, prev, app.state, app))
-    for app_id in vanished:
-        tracked = known.get(app_id)
-        if tracked is not None and tracked.visible and not tracked.terminal and app_id not in view:
-            out.append(Transition(app_id, tracked.seq + 1, Change.VANISHED, tracked.state, tracked.state, None))
-    out.sort(key=_occurrence_order)
+    out = changes(state, view.items()) + vanishings(state, view, vanished)
+    out.sort(key=occurrence_order)
     return out
 
 
-def _occurrence_order(t: Transition) -> tuple[int, str]:
+def changes(state: TrackerState, apps: Iterable[tuple[str, RawApp]]) -> list[Transition]:
+    """The state changes among ``apps`` (id, record), unsorted: ``diff`` over part of a view,
+    so that a large view can be compared a slice at a time."""
+    out: list[Transition] = []
+    known = state.apps.get
+    for app_id, app in apps:
+        tracked = known(app_id)
+        if tracked is None:
+            out.append(Transition(app_id, 1, Change.STATE, None, app.state, app))
+        elif tracked.state == app.state and tracked.visible:
+            continue  # the common case, checked first: nothing changed
+        elif tracked.state in TERMINAL_STATES:
+            continue  # an end is final; a stale active record after it is ignored
+        else:
+            prev = tracked.state if tracked.visible else None
+            out.append(Transition(app_id, tracked.seq + 1, Change.STATE, prev, app.state, app))
+    return out
+
+
+def vanishings(state: TrackerState, view: Mapping[str, RawApp], vanished: Iterable[str]) -> list[Transition]:
+    out: list[Transition] = []
+    for app_id in vanished:
+        tracked = state.apps.get(app_id)
+        if tracked is not None and tracked.visible and not tracked.terminal and app_id not in view:
+            out.append(Transition(app_id, tracked.seq + 1, Change.VANISHED, tracked.state, tracked.state, None))
+    return out
+
+
+def occurrence_order(t: Transition) -> tuple[int, str]:
+    """Transitions in the order they happened (RM times), ties by application id."""
     app = t.app
     when = 0
     if app is not None:
@@ -108,11 +140,13 @@ def _occurrence_order(t: Transition) -> tuple[int, str]:
 def missing_active(state: TrackerState, view: Mapping[str, RawApp], unreadable: Iterable[str] = ()) -> list[str]:
     """Apps we believe active that neither answer mentioned: look each up alone."""
     skip = set(unreadable)
-    return [
+    apps = state.apps
+    unseen = apps.keys() - view.keys()  # set arithmetic: the common case (all seen) costs least
+    return sorted(
         app_id
-        for app_id, tracked in state.apps.items()
-        if tracked.visible and not tracked.terminal and app_id not in view and app_id not in skip
-    ]
+        for app_id in unseen
+        if apps[app_id].visible and apps[app_id].state not in TERMINAL_STATES and app_id not in skip
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,11 +182,12 @@ def apply(state: TrackerState, steps: Iterable[Step]) -> None:
             tracked.vanished_at = state.watermark
             continue
         finished = t.finished_time
+        name = _STATE_NAME.get(t.state, t.state)
         tracked = apps.get(t.app_id)
         if tracked is None:
-            apps[t.app_id] = Tracked(t.state, t.seq, finished)
+            apps[t.app_id] = Tracked(name, t.seq, finished)
         else:
-            tracked.state, tracked.seq, tracked.visible = t.state, t.seq, True
+            tracked.state, tracked.seq, tracked.visible = name, t.seq, True
             tracked.finished_time = finished
         if finished and t.state in TERMINAL_STATES and (state.watermark is None or finished > state.watermark):
             state.watermark = finished
@@ -170,8 +205,8 @@ def prune(state: TrackerState, keep_ms: int) -> int:
     drop = [
         app_id
         for app_id, t in state.apps.items()
-        if (t.terminal and t.finished_time is not None and t.finished_time < horizon)
-        or (not t.visible and t.vanished_at is not None and t.vanished_at < horizon)
+        if (t.finished_time is not None and t.finished_time < horizon and t.state in TERMINAL_STATES)
+        or (t.vanished_at is not None and t.vanished_at < horizon and not t.visible)
     ]
     for app_id in drop:
         del state.apps[app_id]

@@ -36,6 +36,8 @@ class ScriptedRM:
     #: Shared by the RMs of a pair: (rm name, path) of every request, in arrival order.
     journal: list[tuple[str, str]] = field(default_factory=list)
     name: str = "rm"
+    #: When set, the only deSelects values this RM knows (an RM before YARN-6871 knows resourceRequests).
+    deselects_known: tuple[str, ...] = ()
 
     def put(self, app_id: str, state: str, **fields) -> None:
         record = {"id": app_id, "state": state, "user": "u", "name": f"job-{app_id[-4:]}", "queue": "default",
@@ -120,6 +122,14 @@ class ScriptedRM:
         faulty = self._fault(request.path)
         if faulty is not None:
             return faulty
+        unknown = [d for d in request.query.get("deSelects", "").split(",") if d and self.deselects_known
+                   and d not in self.deselects_known]
+        if unknown:
+            return web.json_response({"RemoteException": {
+                "exception": "BadRequestException",
+                "message": f"java.lang.Exception: Invalid deSelects string {unknown[0]} specified. It should be one "
+                           f"of [{', '.join(self.deselects_known)}]",
+                "javaClassName": "org.apache.hadoop.yarn.webapp.BadRequestException"}}, status=400)
         states = set(request.query.get("states", "").split(",")) - {""}
         since = int(request.query.get("finishedTimeBegin", "0"))
         selected = [a for a in self._served().values()
