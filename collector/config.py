@@ -109,8 +109,10 @@ class AuthConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 class PollConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     interval: Duration = "10s"
-    #: Ended apps are re-asked for this far behind the watermark (RM clock skew, slow saves).
-    overlap: Duration = "5m"
+    #: Ended apps are re-asked for this far behind the watermark: an app whose end the RM lists
+    #: late (after one with a later finishedTime was seen) is still caught. Apps known active are
+    #: looked up by id whatever their end time, so this only guards the never-seen short ones.
+    overlap: Duration = "2m"
     #: On a first start without state, apps that ended this long ago are still reported.
     backfill: Duration = "10m"
     timeout: Duration = "30s"

@@ -30,7 +30,7 @@ def test_defaults_and_expansion(tmp_path):
     cfg = load(write(tmp_path), env={"KAFKA_PASSWORD": "s3cret"})
     cluster = cfg.clusters[0]
     assert cluster.resourcemanager.urls == ["http://rm1.example:8088", "http://rm2.example:8088"]
-    assert cluster.poll.interval == 10.0 and cluster.poll.overlap == 300.0
+    assert cluster.poll.interval == 10.0 and cluster.poll.overlap == 120.0
     assert cluster.topics == {"applications": "hadoop.yarn.applications", "cluster": "hadoop.yarn.cluster",
                               "queues": "hadoop.yarn.queues", "hdfs": "hadoop.hdfs.usage",
                               "heartbeat": "hadoop.collector.heartbeat"}
