@@ -163,8 +163,8 @@ async def test_incremental_queries_use_the_rm_watermark(rms):
     assert any("states=NEW%2CNEW_SAVING%2CSUBMITTED%2CACCEPTED%2CRUNNING" in q or
                "states=NEW,NEW_SAVING,SUBMITTED,ACCEPTED,RUNNING" in q for q in queries)
     ended = [q for q in queries if "finishedTimeBegin" in q]
-    # after seeing an end at T, the next query asks from T - overlap (5 min), not from 0
-    assert f"finishedTimeBegin={finished - 300_000}&" in ended[-1]
+    # after seeing an end at T, the next query asks from T - overlap (poll.overlap, 2 min by default), not from 0
+    assert f"finishedTimeBegin={finished - 120_000}&" in ended[-1]
     assert len(sink.events) == 1  # the overlap re-read does not re-emit
     await worker.close()
 
