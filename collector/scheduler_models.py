@@ -146,6 +146,8 @@ def _record(q: dict[str, Any], path: str, parent: str | None, scheduler: str, le
 
 
 def _pct(value: Any, fraction: bool) -> float | None:
-    """Percent; the fifo scheduler reports fractions of 1."""
+    """Percent; the fifo scheduler reports fractions of 1 (a fraction too large to scale is junk)."""
     number = as_number(value)
-    return None if number is None else (number * 100 if fraction else number)
+    if number is None or not fraction:
+        return number
+    return as_number(number * 100)  # 1e308 * 100 is inf: unknown, not a figure

@@ -43,6 +43,13 @@ def test_fifo_nan_is_unknown_not_nan(case):
     assert queue.state == "RUNNING"
 
 
+def test_fifo_fraction_too_large_to_scale_is_unknown():
+    # found by hypothesis: 1e308 of 1 is inf percent, which no event can carry
+    body = b'{"scheduler":{"schedulerInfo":{"type":"fifoScheduler","capacity":1e+308,"usedCapacity":0.5}}}'
+    (queue,) = parse_scheduler(body)
+    assert queue.capacity is None and queue.used_capacity == 50.0
+
+
 @pytest.mark.parametrize("body", [b"", b"<html/>", b'{"scheduler":{}}', b'{"scheduler":{"schedulerInfo":3}}'])
 def test_unusable_scheduler_answers(body):
     with pytest.raises(ParseError):
