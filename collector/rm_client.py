@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
+from typing import Any
 
 import structlog
 
@@ -21,6 +22,7 @@ from .parsing import ParseError
 from .rm_models import (
     ACTIVE_STATES,
     TERMINAL_STATES,
+    AppHead,
     AppsPage,
     ClusterInfo,
     RawApp,
@@ -29,6 +31,8 @@ from .rm_models import (
     parse_app_span,
     parse_apps,
     parse_cluster_info,
+    parse_head_span,
+    select_records,
 )
 from .scheduler_models import QueueRecord, parse_scheduler
 from .snapshot_models import parse_cluster_metrics
@@ -82,19 +86,38 @@ def rm_clock_ms(resp: Response) -> int | None:
         return None
 
 
-async def parse_apps_stepwise(body: bytes, step_bytes: int = DECODE_STEP_BYTES) -> AppsPage:
-    """``parse_apps``, a slice of the answer at a time for a large answer, yielding to the event
-    loop in between (msgspec holds the GIL while it decodes, so a thread would not help)."""
-    spans = app_spans(body, step_bytes) if len(body) > step_bytes else None
+#: Given the heads of a part of an answer, the ids whose whole record the caller needs.
+Selector = Callable[[list[AppHead]], Container[str]]
+
+
+async def parse_apps_stepwise(
+    body: bytes, step_bytes: int = DECODE_STEP_BYTES, select: Selector | None = None
+) -> AppsPage[Any]:
+    """``parse_apps``, a slice of the answer at a time, yielding to the event loop in between
+    (msgspec holds the GIL while it decodes, so a thread would not help).
+
+    With ``select``, each slice is decoded to heads first and only the records it asks for are
+    decoded whole; the other apps stay heads. An answer that is not in the RM's compact layout,
+    or a slice with an odd element, takes ``parse_apps`` on the whole answer (whole records,
+    its tolerance for odd elements)."""
+    spans = app_spans(body, step_bytes) if select is not None or len(body) > step_bytes else None
     if spans is None:
         return parse_apps(body)
-    apps: list[RawApp] = []
+    apps: list[RawApp | AppHead] = []
     for span in spans:
-        part = parse_app_span(body, span)
-        if part is None:  # an odd element: the whole-answer parser knows how to keep the rest
+        part: list[RawApp] | list[RawApp | AppHead] | None
+        if select is None:
+            part = parse_app_span(body, span)
+        else:
+            heads = parse_head_span(body, span)
+            part = None if heads is None else select_records(body, span, heads, select(heads))
+            if part is None and heads is not None:  # a wanted record would not cut out: the slice whole
+                part = parse_app_span(body, span)
+        if part is None:
             return parse_apps(body)
         apps += part
-        await asyncio.sleep(0)
+        if len(spans) > 1:
+            await asyncio.sleep(0)
     return AppsPage(apps)
 
 
@@ -135,15 +158,17 @@ class ResourceManager:
     async def queues(self) -> list[QueueRecord]:
         return parse_scheduler((await self._get("/ws/v1/cluster/scheduler")).body)
 
-    async def active_apps(self) -> AppsPage:
-        return await self._apps({"states": ",".join(ACTIVE_STATES)})
+    async def active_apps(self, select: Selector | None = None) -> AppsPage[Any]:
+        """The active apps: whole records, or with ``select`` heads but for the ones it picks."""
+        return await self._apps({"states": ",".join(ACTIVE_STATES)}, select)
 
-    async def ended_apps(self, finished_since_ms: int) -> AppsPage:
+    async def ended_apps(self, finished_since_ms: int, select: Selector | None = None) -> AppsPage[Any]:
         return await self._apps(
             {
                 "states": ",".join(TERMINAL_STATES),
                 "finishedTimeBegin": str(max(0, finished_since_ms)),
-            }
+            },
+            select,
         )
 
     async def app(self, app_id: str) -> RawApp | None:
@@ -160,7 +185,7 @@ class ResourceManager:
             raise
         return parse_app(resp.body)
 
-    async def _apps(self, params: Mapping[str, str]) -> AppsPage:
+    async def _apps(self, params: Mapping[str, str], select: Selector | None) -> AppsPage[Any]:
         try:
             resp = await self._get(APPS_PATH, {**params, "deSelects": self.deselects})
         except PeerHTTPError as exc:
@@ -169,7 +194,7 @@ class ResourceManager:
             log.info("rm.deselects_unsupported", cluster=self.cluster, rm=self.active_url, asked=self.deselects)
             self.deselects = DESELECTS_OLD
             resp = await self._get(APPS_PATH, {**params, "deSelects": self.deselects})
-        return await parse_apps_stepwise(resp.body)
+        return await parse_apps_stepwise(resp.body, select=select)
 
     async def _get(self, path: str, params: Mapping[str, str] | None = None) -> Response:
         last: PeerError | None = None

@@ -8,6 +8,7 @@ that neither answer mentioned. The whole retained list is never fetched.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Container
 from dataclasses import dataclass
 from itertools import islice
 
@@ -16,7 +17,7 @@ import structlog
 from .http import PeerError
 from .parsing import ParseError
 from .rm_client import ResourceManager
-from .rm_models import ClusterInfo, RawApp
+from .rm_models import AppHead, ClusterInfo, RawApp
 from .tracker import (
     TrackerState,
     Transition,
@@ -24,6 +25,7 @@ from .tracker import (
     merge_into,
     missing_active,
     occurrence_order,
+    record_selector,
     vanishings,
 )
 
@@ -37,7 +39,7 @@ DIFF_STEP = 5000
 class PollResult:
     transitions: list[Transition]
     info: ClusterInfo
-    view: dict[str, RawApp]  # every app this cycle saw, by id
+    view: dict[str, RawApp | AppHead]  # every app this cycle saw, by id: records of the changed ones
 
     @property
     def apps_seen(self) -> int:
@@ -70,8 +72,11 @@ class RmPoller:
         self._lookups = asyncio.Semaphore(lookup_concurrency)
         self._ids: dict[str, int] = {}  # clusterInfo.id last seen from each RM URL
 
-    async def poll(self, local_now_ms: int) -> PollResult:
+    async def poll(self, local_now_ms: int, records_for: Container[str] = ()) -> PollResult:
         """Observe once; ``state`` only changes in its bookkeeping (cluster id, first watermark).
+
+        The view holds the whole record of every app that changed, and of those in
+        ``records_for``; the others are heads (id and state).
 
         Raises ``PeerError``/``ParseError`` when the cycle cannot be trusted as a whole;
         the caller retries later and nothing is emitted from a partial view.
@@ -84,10 +89,11 @@ class RmPoller:
             # whole retained history. The RM's clock decides, not ours.
             state.watermark = state.floor = (rm_now or local_now_ms) - self.backfill_ms
 
-        active = await self.rm.active_apps()
+        select = record_selector(state, records_for)
+        active = await self.rm.active_apps(select)
         since = state.watermark - self.overlap_ms
-        ended = await self.rm.ended_apps(since if state.floor is None else max(since, state.floor))
-        view: dict[str, RawApp] = {}
+        ended = await self.rm.ended_apps(since if state.floor is None else max(since, state.floor), select)
+        view: dict[str, RawApp | AppHead] = {}
         for page in (active.apps, ended.apps):
             for start in range(0, len(page), DIFF_STEP):
                 merge_into(view, page[start : start + DIFF_STEP])
@@ -136,12 +142,15 @@ class RmPoller:
 _GONE = object()
 
 
-async def _diff_stepwise(state: TrackerState, view: dict[str, RawApp], vanished: list[str]) -> list[Transition]:
-    """``tracker.diff``, a slice of the view at a time (100k apps take ~50 ms in one go)."""
+async def _diff_stepwise(
+    state: TrackerState, view: dict[str, RawApp | AppHead], vanished: list[str]
+) -> list[Transition]:
+    """``tracker.diff``, a slice of the view at a time (100k apps take ~50 ms in one go). Only
+    whole records can be news: an app read as a head was unchanged (``record_selector``)."""
     items = iter(view.items())  # nothing else touches this view meanwhile
     out: list[Transition] = []
     for _ in range(0, len(view), DIFF_STEP):
-        out += changes(state, islice(items, DIFF_STEP))
+        out += changes(state, [(k, v) for k, v in islice(items, DIFF_STEP) if v.__class__ is RawApp])
         await asyncio.sleep(0)
     out += vanishings(state, view, vanished)
     out.sort(key=occurrence_order)

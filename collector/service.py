@@ -40,7 +40,7 @@ from .metrics import METRICS, PeerKind, PeerLabel
 from .outbox import Outbox, Queued
 from .parsing import ParseError
 from .rm_client import ResourceManager
-from .rm_models import TERMINAL_STATES, RawApp
+from .rm_models import TERMINAL_STATES, AppHead, RawApp
 from .rm_poller import PollResult, RmPoller
 from .shs_client import SparkHistory
 from .sinks import Sink, SinkError
@@ -207,7 +207,9 @@ class ClusterWorker:
             return 0
         observed_at = self.clock()
         try:
-            result: PollResult = await self.poller.poll(observed_at)
+            # the apps waiting for their final usage figures: their records, changed or not
+            waiting = {app_id for app_id, p in self.pending.items() if not p.rm_final}
+            result: PollResult = await self.poller.poll(observed_at, records_for=waiting)
         except Exception as exc:
             self.last_poll_error = f"{type(exc).__name__}: {exc}"
             raise
@@ -304,13 +306,13 @@ class ClusterWorker:
         if transitions:
             log.info("poll.delivered", cluster=self.cfg.name, events=transitions, backlog=len(self.outbox))
 
-    def _refresh_pending(self, view: Mapping[str, RawApp]) -> None:
+    def _refresh_pending(self, view: Mapping[str, RawApp | AppHead]) -> None:
         """Keep the RM's record of waiting applications current: right after FINISHED the
         ApplicationMaster may still run (RM state FINISHING) and its usage still grows."""
         limit = self.cfg.diagnostics_limit
         for app_id, p in self.pending.items():
             app = view.get(app_id)
-            if app is not None and app.is_terminal and not p.rm_final:  # final figures do not change
+            if isinstance(app, RawApp) and app.is_terminal and not p.rm_final:  # final figures do not change
                 p.record = application_record(app, limit)
                 p.rm_final = rm_usage_final(app)
 

@@ -8,13 +8,14 @@ latter re-derives exactly the unacknowledged transitions (same sequence numbers,
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 import msgspec
 
-from .rm_models import ACTIVE_STATES, TERMINAL_STATES, RawApp
+from .rm_models import ACTIVE_STATES, TERMINAL_STATES, AppHead, RawApp
 
 #: One shared string per state name: a tracked app then costs no string of its own.
 _STATE_NAME = {name: name for name in ACTIVE_STATES + TERMINAL_STATES}
@@ -80,7 +81,7 @@ def merge_views(*pages: Iterable[RawApp]) -> dict[str, RawApp]:
     return merged
 
 
-def merge_into(merged: dict[str, RawApp], apps: Iterable[RawApp]) -> None:
+def merge_into(merged: dict[str, Any], apps: Iterable[RawApp | AppHead]) -> None:
     """``merge_views`` one part of an answer at a time (in place)."""
     if not merged and isinstance(apps, list):
         merged.update((app.id, app) for app in apps)  # within one answer ids are unique, unless...
@@ -93,33 +94,54 @@ def merge_into(merged: dict[str, RawApp], apps: Iterable[RawApp]) -> None:
             merged[app.id] = app
 
 
-def diff(state: TrackerState, view: Mapping[str, RawApp], vanished: Iterable[str] = ()) -> list[Transition]:
+def diff(state: TrackerState, view: Mapping[str, RawApp | AppHead], vanished: Iterable[str] = ()) -> list[Transition]:
     """Transitions from ``state`` to ``view``; ``state`` is not modified."""
     out = changes(state, view.items()) + vanishings(state, view, vanished)
     out.sort(key=occurrence_order)
     return out
 
 
-def changes(state: TrackerState, apps: Iterable[tuple[str, RawApp]]) -> list[Transition]:
+def changes(state: TrackerState, apps: Iterable[tuple[str, RawApp | AppHead]]) -> list[Transition]:
     """The state changes among ``apps`` (id, record), unsorted: ``diff`` over part of a view,
-    so that a large view can be compared a slice at a time."""
+    so that a large view can be compared a slice at a time. An app given by its head only must
+    not be news (``is_news``): a transition carries the whole record."""
     out: list[Transition] = []
     known = state.apps.get
     for app_id, app in apps:
         tracked = known(app_id)
+        if not is_news(tracked, app.state):
+            continue
         if tracked is None:
-            out.append(Transition(app_id, 1, Change.STATE, None, app.state, app))
-        elif tracked.state == app.state and tracked.visible:
-            continue  # the common case, checked first: nothing changed
-        elif tracked.state in TERMINAL_STATES:
-            continue  # an end is final; a stale active record after it is ignored
+            out.append(Transition(app_id, 1, Change.STATE, None, app.state, app))  # type: ignore[arg-type]
         else:
             prev = tracked.state if tracked.visible else None
-            out.append(Transition(app_id, tracked.seq + 1, Change.STATE, prev, app.state, app))
+            out.append(Transition(app_id, tracked.seq + 1, Change.STATE, prev, app.state, app))  # type: ignore[arg-type]
     return out
 
 
-def vanishings(state: TrackerState, view: Mapping[str, RawApp], vanished: Iterable[str]) -> list[Transition]:
+def is_news(tracked: Tracked | None, state: str) -> bool:
+    """Whether an app seen in ``state`` makes a transition: first sight, a new state, or seen
+    again after it vanished; never after its end (an end is final, a stale active record after
+    it is ignored)."""
+    if tracked is None:
+        return True
+    if tracked.state == state and tracked.visible:
+        return False  # the common case, checked first: nothing changed
+    return tracked.state not in TERMINAL_STATES
+
+
+def record_selector(state: TrackerState, also: Container[str] = ()) -> Callable[[list[AppHead]], set[str]]:
+    """For a poll that reads heads first: the ids among ``heads`` whose whole record is needed,
+    those that are news (``is_news``, the rule ``changes`` applies) and those in ``also``."""
+    known = state.apps.get
+
+    def select(heads: list[AppHead]) -> set[str]:
+        return {h.id for h in heads if is_news(known(h.id), h.state) or h.id in also}
+
+    return select
+
+
+def vanishings(state: TrackerState, view: Mapping[str, object], vanished: Iterable[str]) -> list[Transition]:
     out: list[Transition] = []
     for app_id in vanished:
         tracked = state.apps.get(app_id)
@@ -137,7 +159,7 @@ def occurrence_order(t: Transition) -> tuple[int, str]:
     return (when, t.app_id)
 
 
-def missing_active(state: TrackerState, view: Mapping[str, RawApp], unreadable: Iterable[str] = ()) -> list[str]:
+def missing_active(state: TrackerState, view: Mapping[str, object], unreadable: Iterable[str] = ()) -> list[str]:
     """Apps we believe active that neither answer mentioned: look each up alone."""
     skip = set(unreadable)
     apps = state.apps

@@ -8,8 +8,8 @@ import pytest
 
 from collector import rm_poller
 from collector.rm_client import parse_apps_stepwise
-from collector.rm_models import app_spans, parse_apps
-from collector.tracker import TrackerState, commit, diff, merge_views
+from collector.rm_models import AppHead, RawApp, app_spans, parse_apps, parse_head_span, select_records
+from collector.tracker import TrackerState, commit, diff, merge_views, record_selector
 
 
 def record(n: int, state: str = "RUNNING", **extra) -> dict:
@@ -63,3 +63,81 @@ async def test_diff_in_slices_equals_diff(monkeypatch):
     sliced = await rm_poller._diff_stepwise(state, later, [])
     assert sliced == diff(state, later)
     assert len(sliced) == 10 + len([n for n in range(50) if n % 3])
+
+
+# --- heads first: only the records a poll selects are decoded whole --------------------------
+
+
+def _whole_where_selected(page, wanted: set[str]):
+    """The selected-records page, checked against ``parse_apps``: same apps in the same order,
+    whole records exactly where selected (and equal to parse_apps's), heads elsewhere."""
+    whole = {a.id: a for a in page.apps if isinstance(a, RawApp)}
+    assert set(whole) == wanted
+    return whole
+
+
+async def test_heads_first_decodes_only_the_selected_records():
+    body = answer(*(record(n, diagnostics='x "},{"id":"application_1_0007"' * (n % 2)) for n in range(100)))
+    wanted = {"application_1_0007", "application_1_0050", "application_1_0099"}
+    page = await parse_apps_stepwise(body, step_bytes=300, select=lambda heads: wanted)
+    reference = parse_apps(body)
+    assert [(a.id, a.state) for a in page.apps] == [(a.id, a.state) for a in reference.apps]
+    whole = _whole_where_selected(page, wanted)
+    assert whole == {a.id: a for a in reference.apps if a.id in wanted}
+    assert all(isinstance(a, AppHead) for a in page.apps if a.id not in wanted)
+
+
+async def test_heads_first_selector_sees_each_slice_once():
+    body = answer(*(record(n) for n in range(60)))
+    seen: list[str] = []
+    await parse_apps_stepwise(body, step_bytes=200, select=lambda heads: seen.extend(h.id for h in heads) or ())
+    assert seen == [f"application_1_{n:04d}" for n in range(60)]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # the wanted id inside a nested object of the app before it: that piece does not decode
+        answer(record(1, extra={"id": "application_1_0002", "state": "RUNNING"}, tail=1), record(2), record(3)),
+        answer(record(1, extra={"id": "application_1_0002", "state": "RUNNING"}), record(2), record(3)),
+        # the wanted record has a wrong shape: reported unreadable, as parse_apps does
+        answer(record(1), record(2, startedTime="soon"), record(3)),
+        # an id given twice (an RM mid-update): parse_apps's view of it
+        answer(record(1), record(2, "ACCEPTED"), record(2, "RUNNING"), record(3)),
+        # not the compact layout
+        b'{"apps": {"app": [{"id": "application_1_0002", "state": "RUNNING"}]}}',
+    ],
+)
+@pytest.mark.parametrize("step_bytes", [1, 10_000])  # one app per slice, or all in one
+async def test_heads_first_odd_answers_fall_back_to_whole_records(body, step_bytes):
+    page = await parse_apps_stepwise(body, step_bytes=step_bytes, select=lambda heads: {"application_1_0002"})
+    reference = parse_apps(body)
+    assert page.unreadable_ids == reference.unreadable_ids
+    got = [(a.id, a.state) for a in page.apps]
+    assert got == [(a.id, a.state) for a in reference.apps]
+    assert [a for a in page.apps if a.id == "application_1_0002"] == [
+        a for a in reference.apps if a.id == "application_1_0002"
+    ]
+
+
+def test_select_records_refuses_a_state_the_head_did_not_see():
+    body = answer(record(1), record(2))
+    (span,) = app_spans(body, 10_000)
+    heads = parse_head_span(body, span)
+    heads[1] = AppHead(heads[1].id, "FINISHED")  # as if the record said otherwise than its head
+    assert select_records(body, span, heads, {"application_1_0002"}) is None
+
+
+async def test_record_selector_picks_news_and_asked_for_apps_only():
+    state = TrackerState()
+    first = merge_views(parse_apps(answer(*(record(n) for n in range(10)))).apps)
+    commit(state, diff(state, first))
+    body = answer(*(record(n, "FINISHED" if n == 3 else "RUNNING") for n in range(12)))
+    select = record_selector(state, also={"application_1_0005"})
+    page = await parse_apps_stepwise(body, step_bytes=1, select=select)
+    picked = {f"application_1_{n:04d}" for n in (3, 5, 10, 11)}  # changed, asked for, new, new
+    whole = _whole_where_selected(page, picked)
+    # the transitions from heads-first are exactly those of whole records
+    view = merge_views(page.apps)
+    assert diff(state, view) == diff(state, merge_views(parse_apps(body).apps))
+    assert whole["application_1_0003"].state == "FINISHED"
