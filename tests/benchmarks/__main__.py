@@ -60,10 +60,17 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[core.Row] = []
     started_at = time.time()
 
+    failed: list[str] = []
+
     def run(label: str, fn, *a, **kw) -> None:
         print(f"[bench] {label} ...", flush=True)
         t0 = time.perf_counter()
-        rows.extend(fn(*a, **kw))
+        try:
+            rows.extend(fn(*a, **kw))
+        except Exception as exc:  # the others still run and are reported; the run exits 1
+            failed.append(f"{label}: {type(exc).__name__}: {exc}")
+            print(f"[bench] {label}: FAILED: {type(exc).__name__}: {exc}", flush=True)
+            return
         print(f"[bench] {label}: {time.perf_counter() - t0:.0f}s", flush=True)
 
     if "1" in chosen or "2" in chosen:
@@ -95,11 +102,13 @@ def main(argv: list[str] | None = None) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(started_at))
     result = {"started": stamp, "seconds": round(time.time() - started_at), "quick": quick, "machine": machine(),
-              "rows": [dataclasses.asdict(r) for r in rows]}
+              "rows": [dataclasses.asdict(r) for r in rows], "failed": failed}
     path = out_dir / f"results-{stamp}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
     print(f"\n[bench] results written to {path}")
-    return 1 if any(r.met is False for r in rows) else 0
+    for line in failed:
+        print(f"[bench] did not run to the end: {line.splitlines()[0]}")
+    return 1 if failed or any(r.met is False for r in rows) else 0
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from collector import schemas
 from collector.config import ClusterConfig, PollConfig, ResourceManagerConfig
 from collector.events import EventContext, transition_event
 from collector.http import HttpPeer, RetryPolicy
-from collector.rm_client import ResourceManager, parse_apps_stepwise
+from collector.rm_client import ResourceManager, Selector, parse_apps_stepwise
 from collector.rm_models import AppsPage, ClusterInfo
 from collector.rm_poller import RmPoller
 from collector.service import ClusterWorker
@@ -113,10 +113,10 @@ class BodyRM:
     async def cluster_info(self) -> tuple[ClusterInfo, int | None]:
         return ClusterInfo(id=appgen.CLUSTER_ID, state="STARTED", haState="ACTIVE"), NOW_MS
 
-    async def active_apps(self) -> AppsPage:
-        return await parse_apps_stepwise(self.body)
+    async def active_apps(self, select: Selector | None = None) -> AppsPage:
+        return await parse_apps_stepwise(self.body, select=select)
 
-    async def ended_apps(self, since: int) -> AppsPage:
+    async def ended_apps(self, since: int, select: Selector | None = None) -> AppsPage:
         return AppsPage([])
 
     async def app(self, app_id: str) -> None:
@@ -274,7 +274,7 @@ async def _day(cycles: int, retained: int, active: int, interval_ms: int, overla
 
         async def whole_list(sim_now: int) -> int:
             await rm_full.cluster_info()
-            page = await rm_full._apps({})  # the whole retained list, with the same deSelects
+            page = await rm_full._apps({}, None)  # the whole retained list, with the same deSelects
             transitions = diff(full_state, merge_views(page.apps))
             events = [transition_event(ctx, t, sim_now).encode() for t in transitions]
             commit(full_state, transitions)
@@ -423,48 +423,83 @@ def bench_loop(n: int = 100_000, validate: bool = True) -> list[Row]:
 
 # ----------------------------------------------------------------------------- benchmark 6
 MEMORY_PROBE = """
-import gc, json, sys
+import asyncio, gc, json, sys
 from pathlib import Path
 
 def rss():
     return int(Path("/proc/self/statm").read_text().split()[1]) * 4096
 
 from tests.benchmarks import core
-from collector.tracker import Tracked, TrackerState, commit, diff, merge_views
-from collector.rm_models import parse_apps
+from collector.config import ClusterConfig, ResourceManagerConfig
+from collector.service import ClusterWorker
+from collector.tracker import Tracked, TrackerState
 n, how = int(sys.argv[1]), sys.argv[2]
-gc.collect()
-empty = rss()
-state = TrackerState()
-if how == "answer":  # the real path: parse a 100k answer, diff, commit; then drop all but the state
-    body = (core.cache_dir() / f"apps-{n}-v1.before.json").read_bytes()
-    page = parse_apps(body)
-    view = merge_views(page.apps)
-    commit(state, diff(state, view))
-    del body, page, view
+
+async def service(url):
+    # the service's own path: HTTP answer, decode, diff, events built, encoded and delivered, state
+    # committed; the worker is made before the empty figure, so only what the cycle leaves counts
+    cfg = ClusterConfig(name=core.CLUSTER, resourcemanager=ResourceManagerConfig(urls=[url]))
+    cfg.poll.timeout = 300.0
+    worker = ClusterWorker(cfg, core.NullSink(), validate=False, clock=lambda: core.NOW_MS)
+    await worker.rm.cluster_info()  # connection pool and the like, before the empty figure
+    gc.collect()
+    empty = rss()
+    await worker.cycle()
+    gc.collect()
+    tracked = rss()
+    apps = len(worker.state.apps)
+    await worker.close()
+    return empty, tracked, apps
+
+if how == "answer":
+    empty, tracked, apps = asyncio.run(service(sys.argv[3]))
+    print(json.dumps({"empty": empty, "tracked": tracked, "apps": apps}))
 else:  # the same entries made directly, as from a checkpoint: what the representation itself costs
+    gc.collect()
+    empty = rss()
+    state = TrackerState()
     for i in range(n):
         state.apps[f"application_1796300000000_{i:06d}"] = Tracked("FINISHED", 2, 1796300000000 + i)
-gc.collect()
-print(json.dumps({"empty": empty, "tracked": rss(), "apps": len(state.apps)}))
+    gc.collect()
+    print(json.dumps({"empty": empty, "tracked": rss(), "apps": len(state.apps)}))
 """
 
 
 def bench_memory(n: int = 100_000) -> list[Row]:
-    """Benchmark 6: resident memory per tracked app, each figure in a fresh process: the state
-    reached through the real path (parse, diff, commit of a generated answer; everything else
-    dropped), and the same number of entries made directly (the representation's own cost)."""
-    answers(n)
+    """Benchmark 6: resident memory per tracked app, each figure in a fresh process: the state a
+    ``ClusterWorker`` reaches in one cycle over a generated ``n``-app answer (served over HTTP by
+    the scripted RM in another process; events built and delivered to a null sink), and the same
+    number of entries made directly (the representation's own cost)."""
+    before, _ = answers(n, active_share=1.0)
+    path = cache_dir() / f"serve-{n}-before.json"
+    if not path.exists() or path.stat().st_size != len(before):
+        path.write_bytes(before)
+    del before
     env = dict(os.environ, PYTHONPATH=str(REPO))
     rows = []
-    for how, figure, target in (("answer", "RSS per tracked app, after processing the answer / 1 KiB", "<= 1"),
-                                ("direct", "RSS per tracked app, entries made directly / 1 KiB", "")):
-        out = subprocess.run([sys.executable, "-c", MEMORY_PROBE, str(n), how], capture_output=True, text=True,
-                             cwd=REPO, env=env, check=True)
-        m = json.loads(out.stdout.strip().splitlines()[-1])
-        per_app = (m["tracked"] - m["empty"]) / m["apps"]
-        info = {"apps": m["apps"], "rss_empty_mb": round(m["empty"] / 2**20, 1),
-                "rss_tracked_mb": round(m["tracked"] / 2**20, 1), "bytes_per_app": round(per_app)}
-        rows.append(Row("6", f"{label(n)} tracked apps", figure, per_app / 1024, target,
-                        (per_app <= 1024) if target else None, info))
+    server = RmProcess("files")
+    try:
+        asyncio.run(_use(server, path))
+        for how, figure, target in (("answer", "RSS per tracked app, after a service cycle / 1 KiB", "<= 1"),
+                                    ("direct", "RSS per tracked app, entries made directly / 1 KiB", "")):
+            out = subprocess.run([sys.executable, "-c", MEMORY_PROBE, str(n), how, server.url], capture_output=True,
+                                 text=True, cwd=REPO, env=env)
+            if out.returncode != 0:
+                raise RuntimeError(f"memory probe ({how}) exited {out.returncode}: {out.stderr[-2000:]}")
+            m = json.loads(out.stdout.strip().splitlines()[-1])
+            per_app = (m["tracked"] - m["empty"]) / m["apps"]
+            info = {"apps": m["apps"], "rss_empty_mb": round(m["empty"] / 2**20, 1),
+                    "rss_tracked_mb": round(m["tracked"] / 2**20, 1), "bytes_per_app": round(per_app)}
+            rows.append(Row("6", f"{label(n)} tracked apps", figure, per_app / 1024, target,
+                            (per_app <= 1024) if target else None, info))
+    finally:
+        server.close()
     return rows
+
+
+async def _use(server: RmProcess, path: Path) -> None:
+    control = _peer()
+    try:
+        await server.call(control, "/_sim/use", path=str(path))
+    finally:
+        await control.close()

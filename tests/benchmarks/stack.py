@@ -121,6 +121,7 @@ clusters:
       queue_interval: 0
     topics:
       applications: {topic}
+      heartbeat: {topic}
 kafka:
   bootstrap_servers: {kafka}
 log:
@@ -201,7 +202,9 @@ async def _latency(coords: dict[str, str], jobs: int, wave: int, interval_s: flo
         elif state == "RUNNING" and app.get("launch_time_ms"):
             running.append(when - app["launch_time_ms"] / 1000)
     if not exact:
-        raise RuntimeError("no events of the submitted jobs were read from Kafka")
+        tail = (workdir / "collector.log").read_text()[-3000:]
+        raise RuntimeError(f"no events of the submitted jobs were read from Kafka (collector exit "
+                           f"{collector.returncode}); its log ends:\n{tail}")
     p50, p99 = _percentile(exact, 0.5), _percentile(exact, 0.99)
     limit = interval_s + 0.5
     info = {"jobs": len(app_ids), "transitions": len(exact), "p50_s": round(p50, 2), "p99_s": round(p99, 2),
