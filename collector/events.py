@@ -80,6 +80,39 @@ class Event:
         return self._encoded[0]
 
 
+    def queued(self) -> Encoded:
+        """What the backlog keeps of it: the bytes and what delivery needs (``Encoded``)."""
+        return Encoded(self.type, self.key, self.id, self.encode())
+
+
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """An event as it waits for Kafka: its bytes, type, key and id, without the envelope's
+    dicts. A backlog of 100k events kept as envelopes costs several times their bytes, in small
+    objects scattered through the heap that pin it after the backlog is gone."""
+
+    type: str
+    key: str
+    id: str
+    payload: bytes
+
+    @property
+    def topic_kind(self) -> str:
+        return TOPIC_OF_TYPE[self.type]
+
+    def encode(self) -> bytes:
+        return self.payload
+
+    @property
+    def envelope(self) -> dict[str, Any]:
+        """The envelope, decoded again from the bytes (for readers of a sink, not the hot path)."""
+        return orjson.loads(self.payload)
+
+
+#: What a sink takes: an event as built, or as the backlog keeps it.
+Publishable = Event | Encoded
+
+
 def schema_uri(event_type: str) -> str:
     return f"{SCHEMA_PREFIX}{event_type}:v{SCHEMA_VERSIONS[event_type]}"
 

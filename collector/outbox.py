@@ -10,17 +10,18 @@ when full, the caller stops polling rather than dropping anything. No I/O here.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from .enrichment import Pending
-from .events import Event
+from .events import Encoded
 from .tracker import Step
 
 
 @dataclass(slots=True)
 class Queued:
-    event: Event
+    event: Encoded
     size: int  # encoded bytes, counted against the bound
     observed_at_ms: int = 0
     #: What the acknowledgement makes durable (plain data, checkpointed with the backlog):
@@ -29,6 +30,8 @@ class Queued:
     step: Step | None = None
     pending: Pending | None = None
     finished_app: str | None = None
+    #: A finished event's ``data.enrichment`` (its outcome is logged and counted once delivered).
+    enrichment: Mapping[str, Any] | None = None
     acked: bool = False
 
     @property
@@ -51,8 +54,8 @@ class Outbox:
         return self.bytes >= self.max_bytes
 
     def put(self, entries: Iterable[Queued]) -> None:
-        """Append; never refuses (the bound is checked before polling, so one poll's worth
-        may go over it rather than lose what that poll saw)."""
+        """Append; never refuses (the bound is checked before polling and after each part of a
+        poll, so one part's events may go over it rather than lose what that part saw)."""
         for entry in entries:
             self._entries.append(entry)
             self.bytes += entry.size

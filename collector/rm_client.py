@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-from collections.abc import Callable, Container, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Container, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import structlog
@@ -48,9 +49,11 @@ INFO_PATH = "/ws/v1/cluster/info"
 DESELECTS = "resourceRequests,resourceInfo,timeouts,appNodeLabelExpression,amNodeLabelExpression"
 DESELECTS_OLD = "resourceRequests"
 
-#: Apps answers are decoded this many bytes (about 600 apps, a few ms) at a time, letting other tasks run
-#: in between: a 100k-app answer (~180 MB) decoded in one go would stall the event loop ~0.4 s.
-DECODE_STEP_BYTES = 1024 * 1024
+#: Apps answers are decoded this many bytes (150-300 apps, ~2 ms) at a time, letting other tasks run in
+#: between: a 100k-app answer (~180-400 MB) decoded in one go would stall the event loop for 0.2-0.4 s.
+DECODE_STEP_BYTES = 512 * 1024
+#: An answer that had to be decoded whole is handed on this many apps at a time.
+WHOLE_PART_APPS = 200
 
 
 class StandbyAnswer(PeerError):
@@ -90,20 +93,27 @@ def rm_clock_ms(resp: Response) -> int | None:
 Selector = Callable[[list[AppHead]], Container[str]]
 
 
-async def parse_apps_stepwise(
-    body: bytes, step_bytes: int = DECODE_STEP_BYTES, select: Selector | None = None
-) -> AppsPage[Any]:
-    """``parse_apps``, a slice of the answer at a time, yielding to the event loop in between
-    (msgspec holds the GIL while it decodes, so a thread would not help).
+async def apps_in_parts(
+    body: bytes, step_bytes: int | None = None, select: Selector | None = None
+) -> AsyncIterator[AppsPage[Any]]:
+    """An apps answer as consecutive parts, a slice of the answer each, yielding to the event loop
+    in between (msgspec holds the GIL while it decodes, so a thread would not help). The caller
+    handles each part before the next is decoded, so a large answer is never held as records.
 
     With ``select``, each slice is decoded to heads first and only the records it asks for are
     decoded whole; the other apps stay heads. An answer that is not in the RM's compact layout,
-    or a slice with an odd element, takes ``parse_apps`` on the whole answer (whole records,
-    its tolerance for odd elements)."""
+    or a slice with an odd element, takes ``parse_apps`` on the whole answer (whole records, its
+    tolerance for odd elements); that part then leaves out the apps already given, and carries
+    the answer's ``unreadable_ids``/``complete``/``problems``. Raises ``ParseError`` when the
+    answer as a whole is unusable."""
+    step_bytes = step_bytes or DECODE_STEP_BYTES
     spans = app_spans(body, step_bytes) if select is not None or len(body) > step_bytes else None
     if spans is None:
-        return parse_apps(body)
-    apps: list[RawApp | AppHead] = []
+        for part in _in_parts(parse_apps(body)):
+            yield part
+            await asyncio.sleep(0)
+        return
+    given: set[str] = set()
     for span in spans:
         part: list[RawApp] | list[RawApp | AppHead] | None
         if select is None:
@@ -114,11 +124,40 @@ async def parse_apps_stepwise(
             if part is None and heads is not None:  # a wanted record would not cut out: the slice whole
                 part = parse_app_span(body, span)
         if part is None:
-            return parse_apps(body)
-        apps += part
+            whole = parse_apps(body)
+            for rest in _in_parts(replace(whole, apps=[app for app in whole.apps if app.id not in given])):
+                yield rest
+                await asyncio.sleep(0)
+            return
+        if len(spans) > 1:
+            given.update(app.id for app in part)
+        yield AppsPage(part)
         if len(spans) > 1:
             await asyncio.sleep(0)
-    return AppsPage(apps)
+
+
+def _in_parts(page: AppsPage[RawApp]) -> list[AppsPage[RawApp]]:
+    """A page decoded whole, as parts of ``WHOLE_PART_APPS`` apps (the first one carries what
+    the page says of the answer), so that its events are still built and queued a part at a time."""
+    apps = page.apps
+    rest = [AppsPage(apps[i : i + WHOLE_PART_APPS]) for i in range(WHOLE_PART_APPS, len(apps), WHOLE_PART_APPS)]
+    return [replace(page, apps=apps[:WHOLE_PART_APPS]), *rest]
+
+
+async def parse_apps_stepwise(
+    body: bytes, step_bytes: int | None = None, select: Selector | None = None
+) -> AppsPage[Any]:
+    """``apps_in_parts`` gathered into one page (what ``parse_apps`` gives, with heads where
+    ``select`` did not ask for the record)."""
+    apps: list[RawApp | AppHead] = []
+    unreadable: frozenset[str] = frozenset()
+    complete, problems = True, ()
+    async for part in apps_in_parts(body, step_bytes, select):
+        apps += part.apps
+        unreadable |= part.unreadable_ids
+        complete = complete and part.complete
+        problems += part.problems
+    return AppsPage(apps, unreadable, complete, problems)
 
 
 class ResourceManager:
@@ -158,17 +197,20 @@ class ResourceManager:
     async def queues(self) -> list[QueueRecord]:
         return parse_scheduler((await self._get("/ws/v1/cluster/scheduler")).body)
 
-    async def active_apps(self, select: Selector | None = None) -> AppsPage[Any]:
-        """The active apps: whole records, or with ``select`` heads but for the ones it picks."""
-        return await self._apps({"states": ",".join(ACTIVE_STATES)}, select)
+    async def active_apps(self) -> AppsPage[RawApp]:
+        return await parse_apps_stepwise(await self.active_answer())
 
-    async def ended_apps(self, finished_since_ms: int, select: Selector | None = None) -> AppsPage[Any]:
-        return await self._apps(
-            {
-                "states": ",".join(TERMINAL_STATES),
-                "finishedTimeBegin": str(max(0, finished_since_ms)),
-            },
-            select,
+    async def ended_apps(self, finished_since_ms: int) -> AppsPage[RawApp]:
+        return await parse_apps_stepwise(await self.ended_answer(finished_since_ms))
+
+    async def active_answer(self) -> bytes:
+        """The active apps' answer, undecoded (a poll decodes it a part at a time: ``apps_in_parts``)."""
+        return await self._apps_body({"states": ",".join(ACTIVE_STATES)})
+
+    async def ended_answer(self, finished_since_ms: int) -> bytes:
+        """The answer of the apps that ended since ``finished_since_ms`` (RM clock), undecoded."""
+        return await self._apps_body(
+            {"states": ",".join(TERMINAL_STATES), "finishedTimeBegin": str(max(0, finished_since_ms))}
         )
 
     async def app(self, app_id: str) -> RawApp | None:
@@ -185,7 +227,7 @@ class ResourceManager:
             raise
         return parse_app(resp.body)
 
-    async def _apps(self, params: Mapping[str, str], select: Selector | None) -> AppsPage[Any]:
+    async def _apps_body(self, params: Mapping[str, str]) -> bytes:
         try:
             resp = await self._get(APPS_PATH, {**params, "deSelects": self.deselects})
         except PeerHTTPError as exc:
@@ -194,7 +236,7 @@ class ResourceManager:
             log.info("rm.deselects_unsupported", cluster=self.cluster, rm=self.active_url, asked=self.deselects)
             self.deselects = DESELECTS_OLD
             resp = await self._get(APPS_PATH, {**params, "deSelects": self.deselects})
-        return await parse_apps_stepwise(resp.body, select=select)
+        return resp.body
 
     async def _get(self, path: str, params: Mapping[str, str] | None = None) -> Response:
         last: PeerError | None = None

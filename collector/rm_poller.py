@@ -3,27 +3,30 @@
 Per cycle: cluster info (finds the active RM, its clock and restart id), the active apps,
 the apps ended since ``watermark - overlap``, and a lookup of each app we thought active
 that neither answer mentioned. The whole retained list is never fetched.
+
+The transitions go to the caller a part of an answer at a time (``Emit``), as they are found:
+a 100k-app answer is never held as records, nor its events all at once, and the caller can
+hold the cycle (backpressure) while Kafka catches up.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Container
-from dataclasses import dataclass
-from itertools import islice
+from collections.abc import AsyncIterator, Awaitable, Callable, Container, Iterable
+from dataclasses import dataclass, field
 
 import structlog
 
+from . import stepwise
 from .http import PeerError
 from .parsing import ParseError
-from .rm_client import ResourceManager
-from .rm_models import AppHead, ClusterInfo, RawApp
+from .rm_client import ResourceManager, apps_in_parts
+from .rm_models import ClusterInfo, RawApp
 from .tracker import (
     TrackerState,
     Transition,
     changes,
-    merge_into,
-    missing_active,
+    missing_active_among,
     occurrence_order,
     record_selector,
     vanishings,
@@ -31,28 +34,22 @@ from .tracker import (
 
 log = structlog.get_logger(__name__)
 
-#: A large view is merged and compared this many apps at a time, letting other tasks run in between.
-DIFF_STEP = 5000
+#: The ends of a cycle go to ``emit`` this many at a time (each part of an active answer whole).
+EMIT_STEP = 2000
+
+#: Takes the transitions of one part of a cycle, in the order they happened; when it returns,
+#: the caller has applied to the poller's state those it queued.
+Emit = Callable[[list[Transition]], Awaitable[None]]
 
 
-@dataclass(frozen=True, slots=True)
-class PollResult:
-    transitions: list[Transition]
+@dataclass(slots=True)
+class PollSummary:
     info: ClusterInfo
-    view: dict[str, RawApp | AppHead]  # every app this cycle saw, by id: records of the changed ones
-
-    @property
-    def apps_seen(self) -> int:
-        return len(self.view)
-
-    async def release(self) -> None:
-        """Drop the records a slice at a time, letting other tasks run in between: freeing 100k
-        of them in one go takes a few hundred ms."""
-        view = self.view
-        while view:
-            for _ in range(min(DIFF_STEP, len(view))):
-                view.popitem()
-            await asyncio.sleep(0)
+    apps_seen: int = 0  # distinct apps in the answers and lookups
+    transitions: int = 0  # handed to ``emit``
+    answer_bytes: int = 0  # the two apps answers
+    #: The records of the apps asked for in ``records_for`` that the cycle saw, by id.
+    records: dict[str, RawApp] = field(default_factory=dict)
 
 
 class RmPoller:
@@ -72,14 +69,18 @@ class RmPoller:
         self._lookups = asyncio.Semaphore(lookup_concurrency)
         self._ids: dict[str, int] = {}  # clusterInfo.id last seen from each RM URL
 
-    async def poll(self, local_now_ms: int, records_for: Container[str] = ()) -> PollResult:
-        """Observe once; ``state`` only changes in its bookkeeping (cluster id, first watermark).
+    async def poll(self, local_now_ms: int, emit: Emit, records_for: Container[str] = ()) -> PollSummary:
+        """Observe once; hand every transition to ``emit``. ``state`` changes here only in its
+        bookkeeping (cluster id, first watermark); ``emit`` applies what it queued.
 
-        The view holds the whole record of every app that changed, and of those in
-        ``records_for``; the others are heads (id and state).
+        The ended apps are taken first: an app that ended between the two requests is in both
+        answers, and its end wins. Within a cycle an app is considered once, at its first
+        sighting. Apps thought active that neither answer mentions are looked up (and reported
+        vanished) only when both answers were complete and whole.
 
-        Raises ``PeerError``/``ParseError`` when the cycle cannot be trusted as a whole;
-        the caller retries later and nothing is emitted from a partial view.
+        Raises ``PeerError``/``ParseError`` when an answer cannot be trusted; what earlier parts
+        of the cycle emitted stands (each is a true observation), and nothing is concluded from
+        what the cycle did not see.
         """
         state = self.state
         info, rm_now = await self.rm.cluster_info()
@@ -88,31 +89,74 @@ class RmPoller:
             # First start: report apps that ended within the backfill window, not the
             # whole retained history. The RM's clock decides, not ours.
             state.watermark = state.floor = (rm_now or local_now_ms) - self.backfill_ms
-
-        select = record_selector(state, records_for)
-        active = await self.rm.active_apps(select)
         since = state.watermark - self.overlap_ms
-        ended = await self.rm.ended_apps(since if state.floor is None else max(since, state.floor), select)
-        view: dict[str, RawApp | AppHead] = {}
-        for page in (active.apps, ended.apps):
-            for start in range(0, len(page), DIFF_STEP):
-                merge_into(view, page[start : start + DIFF_STEP])
-                await asyncio.sleep(0)
-        unreadable = active.unreadable_ids | ended.unreadable_ids
-        for problem in active.problems + ended.problems:
-            log.warning("rm.unreadable_app", cluster=self.rm.cluster, problem=problem)
+        active = await self.rm.active_answer()
+        ended = await self.rm.ended_answer(since if state.floor is None else max(since, state.floor))
+        summary = PollSummary(info, answer_bytes=len(active) + len(ended))
+        seen: set[str] = set()
+        select = record_selector(state, records_for)
+        complete, unreadable = True, set[str]()
 
+        async def parts(body: bytes) -> AsyncIterator[list[tuple[str, RawApp]]]:
+            """Each part's records of apps not seen before in this cycle (a head is an app the
+            selector found unchanged: only records can be news)."""
+            nonlocal complete
+            async for part in apps_in_parts(body, select=select):
+                complete = complete and part.complete
+                unreadable.update(part.unreadable_ids)
+                for problem in part.problems:
+                    log.warning("rm.unreadable_app", cluster=self.rm.cluster, problem=problem)
+                fresh = [app for app in part.apps if app.id not in seen]
+                seen.update(app.id for app in fresh)
+                records = [(app.id, app) for app in fresh if app.__class__ is RawApp]
+                summary.records.update((app_id, app) for app_id, app in records if app_id in records_for)
+                yield records
+
+        # The ends first, all of them in the order they happened: the checkpoint's watermark
+        # follows what Kafka acknowledged, so an end must never be queued before an earlier one
+        # (a crash in between would leave the earlier one behind the watermark). The window
+        # holds few apps, except after a long stop.
+        ends: list[Transition] = []
+        async for records in parts(ended):
+            ends += changes(state, records)
+        ends.sort(key=occurrence_order)
+        for start in range(0, len(ends), EMIT_STEP):
+            await self._emit(summary, emit, ends[start : start + EMIT_STEP])
+        del ends
+        # Active apps carry no end: a part at a time, never all of a large answer at once.
+        async for records in parts(active):
+            await self._emit(summary, emit, changes(state, records))
+        del active, ended  # let a large answer go before the lookups
+        summary.apps_seen = len(seen)
+        await asyncio.sleep(0)  # each of the steps below takes ~20 ms at 100k apps: one at a time
+        if complete:
+            await self._conclude(summary, emit, seen, unreadable)
+        return summary
+
+    async def _conclude(self, summary: PollSummary, emit: Emit, seen: set[str], unreadable: Iterable[str]) -> None:
+        """Look up each app thought active that neither answer mentioned: its record says what
+        became of it, the RM's "not found" that it vanished."""
+        state = self.state
+        skip = set(unreadable)
+        missing = await stepwise.scan(list(state.apps), lambda ids: missing_active_among(state, seen, skip, ids))
+        missing.sort()
+        found = await asyncio.gather(*(self._lookup(app_id) for app_id in missing))
+        looked_up: dict[str, RawApp] = {}
         vanished: list[str] = []
-        if active.complete and ended.complete:
-            missing = missing_active(state, view, unreadable)
-            found = await asyncio.gather(*(self._lookup(app_id) for app_id in missing))
-            for app_id, outcome in zip(missing, found, strict=True):
-                if outcome is _GONE:
-                    vanished.append(app_id)
-                elif isinstance(outcome, RawApp):
-                    view[app_id] = outcome
-        transitions = await _diff_stepwise(state, view, vanished)
-        return PollResult(transitions, info, view)
+        for app_id, outcome in zip(missing, found, strict=True):
+            if outcome is _GONE:
+                vanished.append(app_id)
+            elif isinstance(outcome, RawApp):
+                looked_up[app_id] = outcome
+        summary.apps_seen += len(looked_up)
+        await self._emit(summary, emit, changes(state, looked_up.items()) + vanishings(state, looked_up, vanished))
+
+    @staticmethod
+    async def _emit(summary: PollSummary, emit: Emit, transitions: list[Transition]) -> None:
+        if transitions:
+            transitions.sort(key=occurrence_order)  # already, for the ends
+            summary.transitions += len(transitions)
+            await emit(transitions)
 
     def _note_restart(self, info: ClusterInfo) -> None:
         """Log once when the RM in use restarted: the same RM with a new clusterInfo.id (its
@@ -140,18 +184,3 @@ class RmPoller:
 
 
 _GONE = object()
-
-
-async def _diff_stepwise(
-    state: TrackerState, view: dict[str, RawApp | AppHead], vanished: list[str]
-) -> list[Transition]:
-    """``tracker.diff``, a slice of the view at a time (100k apps take ~50 ms in one go). Only
-    whole records can be news: an app read as a head was unchanged (``record_selector``)."""
-    items = iter(view.items())  # nothing else touches this view meanwhile
-    out: list[Transition] = []
-    for _ in range(0, len(view), DIFF_STEP):
-        out += changes(state, [(k, v) for k, v in islice(items, DIFF_STEP) if v.__class__ is RawApp])
-        await asyncio.sleep(0)
-    out += vanishings(state, view, vanished)
-    out.sort(key=occurrence_order)
-    return out

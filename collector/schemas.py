@@ -66,6 +66,13 @@ def _validator(event_type: str, major: int) -> Draft202012Validator:
     return Draft202012Validator(schema, registry=_registry(), format_checker=FormatChecker())
 
 
+def prepare() -> None:
+    """Load and check every schema now (~0.1 s): at start-up, not inside the first poll."""
+    for name in names():
+        event_type, version = name[: -len(".json")].rsplit(".v", 1)
+        _validator(event_type, int(version))
+
+
 def validate(envelope: dict[str, Any]) -> None:
     """Check the envelope and its ``data`` against their schemas; raise ``SchemaViolation``."""
     problems = [e.message for e in _validator(ENVELOPE, 1).iter_errors(envelope)]

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from . import __version__, enrichment, schemas
+from . import __version__, enrichment, memory, schemas, stepwise
 from .config import ClusterConfig, Config
 from .enricher import Enricher
 from .enrichment import Outcome, Pending, pending_for, rm_usage_final
@@ -40,12 +40,12 @@ from .metrics import METRICS, PeerKind, PeerLabel
 from .outbox import Outbox, Queued
 from .parsing import ParseError
 from .rm_client import ResourceManager
-from .rm_models import TERMINAL_STATES, AppHead, RawApp
-from .rm_poller import PollResult, RmPoller
+from .rm_models import TERMINAL_STATES, RawApp
+from .rm_poller import RmPoller
 from .shs_client import SparkHistory
 from .sinks import Sink, SinkError
 from .state_store import FileStore
-from .tracker import TrackerState, apply, copy_state, prune, step_of
+from .tracker import TrackerState, Transition, apply, copy_state, expired, forget, prune_horizon, step_of
 from .webhdfs_client import NoActiveNameNode, WebHdfs
 
 log = structlog.get_logger(__name__)
@@ -57,10 +57,17 @@ HISTORY_WARN_S = 60.0
 #: Events handed to the sink at once (the producer batches them further per partition).
 DELIVERY_BATCH = 5000
 DEFAULT_BACKLOG_BYTES = 64 * 1024 * 1024
+#: After a poll whose answers were at least this large, free heap is given back to the OS
+#: once its events are delivered (``memory.give_back``).
+TRIM_AFTER_BYTES = 32 * 1024 * 1024
 
 
 def wall_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+class CycleStopped(Exception):
+    """The service stopped while a poll cycle waited for room in the backlog."""
 
 
 @dataclass
@@ -89,6 +96,8 @@ class ClusterWorker:
 
     def __post_init__(self) -> None:
         poll = self.cfg.poll
+        if self.validate:
+            schemas.prepare()
         if self.store is not None and not self.fresh:
             saved = self.store.load()  # CheckpointError: refuse to start rather than start from zero
         else:
@@ -113,6 +122,9 @@ class ClusterWorker:
         self.last_checkpoint_ms: int | None = None
         self.delivery_ok = True  # the last delivery attempt succeeded (or none was needed)
         self._queued = asyncio.Event()
+        self._room = asyncio.Event()  # set when a delivery leaves the backlog below its bound
+        self._stop: asyncio.Event | None = None  # ``run``'s, while it runs
+        self._trim_due = False  # a large poll ran: give its memory back once its events are out
         self._paused = False
         self._peers: list[HttpPeer] = []
         self._tries: dict[str, asyncio.Task[Outcome]] = {}
@@ -199,26 +211,50 @@ class ClusterWorker:
         """A backlog entry for ``event``, or None when it fails its schema (logged)."""
         if not self._valid(event):
             return None
-        return Queued(event, len(event.encode()), observed_at_ms=observed_at_ms, **effect)  # type: ignore[arg-type]
+        encoded = event.queued()
+        info = event.envelope["data"]["enrichment"] if effect.get("finished_app") is not None else None
+        return Queued(encoded, len(encoded.payload), observed_at_ms=observed_at_ms, enrichment=info,
+                      **effect)  # type: ignore[arg-type]
 
     async def poll_step(self) -> int:
-        """Poll the RM once and queue the events of what changed; returns how many."""
+        """Poll the RM once and queue the events of what changed, a part of the answers at a
+        time (``_queue_transitions``); returns how many."""
         if self._backlog_full("poll"):
             return 0
         observed_at = self.clock()
+        queued = 0
+
+        async def emit(transitions: list[Transition]) -> None:
+            nonlocal queued
+            queued += await self._queue_transitions(transitions, observed_at)
+
         try:
             # the apps waiting for their final usage figures: their records, changed or not
             waiting = {app_id for app_id, p in self.pending.items() if not p.rm_final}
-            result: PollResult = await self.poller.poll(observed_at, records_for=waiting)
+            summary = await self.poller.poll(observed_at, emit, records_for=waiting)
         except Exception as exc:
             self.last_poll_error = f"{type(exc).__name__}: {exc}"
             raise
         self.last_poll_ok_ms, self.last_poll_error = observed_at, None
         METRICS.poll_succeeded(self.cfg.name, observed_at)
-        ctx = self._context()
+        self._trim_due = self._trim_due or summary.answer_bytes >= TRIM_AFTER_BYTES
+        self._refresh_pending(summary.records)
+        await self._prune(self.seen)
+        METRICS.set_watermark(self.cfg.name, self.seen.watermark)
+        bookkeeping = (self.seen.floor, self.seen.rm_cluster_id)
+        if bookkeeping != (self.state.floor, self.state.rm_cluster_id):
+            self.state.floor, self.state.rm_cluster_id = bookkeeping
+            if not self.outbox:  # else the next acknowledgement saves it
+                self._checkpoint()
+        return queued
+
+    async def _queue_transitions(self, transitions: list[Transition], observed_at: int) -> int:
+        """Build, check and queue the events of one part of a poll and mark them seen; then,
+        if that filled the backlog, hold the cycle until there is room again. Returns how many."""
+        ctx = self._context()  # after cluster info: it carries the RM's current cluster id
         entries: list[Queued] = []
-        for i, t in enumerate(result.transitions, 1):
-            if i % (20 if self.validate else 500) == 0:
+        for i, t in enumerate(transitions, 1):
+            if i % (10 if self.validate else 500) == 0:
                 await asyncio.sleep(0)  # thousands of changes (a check takes ~1 ms): let other tasks run
             try:
                 event = transition_event(ctx, t, observed_at)
@@ -233,22 +269,37 @@ class ClusterWorker:
                 entries.append(entry)
         apply(self.seen, [e.step for e in entries if e.step is not None])
         self._queue(entries)
-        self._refresh_pending(result.view)
-        await result.release()  # a 100k-app view freed at once would stall the event loop
-        prune(self.seen, self._overlap_ms)
-        METRICS.set_watermark(self.cfg.name, self.seen.watermark)
-        bookkeeping = (self.seen.floor, self.seen.rm_cluster_id)
-        if bookkeeping != (self.state.floor, self.state.rm_cluster_id):
-            self.state.floor, self.state.rm_cluster_id = bookkeeping
-            if not self.outbox:  # else the next acknowledgement saves it
-                self._checkpoint()
+        await self._make_room()
         return len(entries)
+
+    async def _make_room(self) -> None:
+        """Keep the backlog bound within a cycle too (a first poll of a large cluster finds
+        every app new): while it is full, hold the cycle until the delivery loop has made room;
+        outside ``run`` (``cycle``), deliver now. At stop, the cycle ends here (``CycleStopped``):
+        what it queued stands, the rest is seen again after the restart."""
+        if not self.outbox.full:
+            return
+        if self._stop is None:
+            await self.deliver()
+            return
+        self._backlog_full("poll")
+        while self.outbox.full:
+            if self._stop.is_set():
+                raise CycleStopped
+            self._room.clear()
+            waits = {asyncio.ensure_future(self._room.wait()), asyncio.ensure_future(self._stop.wait())}
+            _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            for w in pending:
+                w.cancel()
+        self._backlog_full("poll")  # logs the resumption
 
     async def cycle(self) -> int:
         """Poll once and deliver the backlog now (``once``, tests); returns how many events
         were delivered. Raises on any failure, after making durable what Kafka acknowledged."""
-        await self.poll_step()
-        return await self.deliver()
+        before = self.stats.events
+        await self.poll_step()  # delivers too when a large cycle fills the backlog (``_make_room``)
+        await self.deliver()
+        return self.stats.events - before
 
     async def deliver(self) -> int:
         """Send the backlog, oldest first, and make the acknowledged head durable (state,
@@ -260,6 +311,7 @@ class ClusterWorker:
             # if the process dies before their acknowledgement is checkpointed.
             self._checkpoint()
         while batch := self.outbox.unacked(DELIVERY_BATCH):
+            await asyncio.sleep(0)  # a batch settled takes ms, a prune and a checkpoint at 100k apps more
             failure: SinkError | None = None
             try:
                 await self.sink.send([q.event for q in batch], self.cfg.topics)
@@ -267,6 +319,8 @@ class ClusterWorker:
             except SinkError as exc:
                 acked, failure = set(exc.delivered), exc
             self._make_durable(self.outbox.settle(acked, batch))
+            if not self.outbox.full:
+                self._room.set()
             delivered += len(acked)
             self.stats.events += len(acked)
             METRICS.set_backlog(self.cfg.name, len(self.outbox), self.outbox.bytes)
@@ -276,6 +330,11 @@ class ClusterWorker:
             self.delivery_ok = failure is None
             if failure is not None:
                 raise failure
+        if delivered and not self.outbox:  # the acknowledged state, once a cycle's worth is out
+            await self._prune(self.state)
+        if self._trim_due and not self.outbox:
+            self._trim_due = False
+            await memory.give_back()
         return delivered
 
     def _make_durable(self, done: list[Queued]) -> None:
@@ -293,26 +352,31 @@ class ClusterWorker:
             elif q.finished_app is not None:
                 self.pending.pop(q.finished_app, None)
                 self._finishing.discard(q.finished_app)
-                info = q.event.envelope["data"]["enrichment"]
-                if info["status"] == "unavailable":
-                    gave_up = "gave up after" in (info["reason"] or "")
+                info = q.enrichment or {}  # always set for a finished event (``_entry``, the checkpoint)
+                if info.get("status") == "unavailable":
+                    gave_up = "gave up after" in (info.get("reason") or "")
                     METRICS.enrichment_unavailable(self.cfg.name, "gave_up" if gave_up else "other")
                 log.info("enrichment.published", cluster=self.cfg.name, app_id=q.finished_app,
-                         status=info["status"], reason=info["reason"], after_end_ms=info["after_end_ms"],
-                         attempts=info["attempts"])
-        prune(self.state, self._overlap_ms)
+                         status=info.get("status"), reason=info.get("reason"), after_end_ms=info.get("after_end_ms"),
+                         attempts=info.get("attempts"))
         self._checkpoint()
         self._report_queue()
         if transitions:
             log.info("poll.delivered", cluster=self.cfg.name, events=transitions, backlog=len(self.outbox))
 
-    def _refresh_pending(self, view: Mapping[str, RawApp | AppHead]) -> None:
+    async def _prune(self, state: TrackerState) -> None:
+        """``tracker.prune``, a slice of the apps at a time (a scan of 100k takes ~20 ms)."""
+        horizon = prune_horizon(state, self._overlap_ms)
+        if horizon is not None:
+            forget(state, horizon, await stepwise.scan(list(state.apps), lambda ids: expired(state, horizon, ids)))
+
+    def _refresh_pending(self, view: Mapping[str, RawApp]) -> None:
         """Keep the RM's record of waiting applications current: right after FINISHED the
         ApplicationMaster may still run (RM state FINISHING) and its usage still grows."""
         limit = self.cfg.diagnostics_limit
         for app_id, p in self.pending.items():
             app = view.get(app_id)
-            if isinstance(app, RawApp) and app.is_terminal and not p.rm_final:  # final figures do not change
+            if app is not None and app.is_terminal and not p.rm_final:  # final figures do not change
                 p.record = application_record(app, limit)
                 p.rm_final = rm_usage_final(app)
 
@@ -476,6 +540,7 @@ class ClusterWorker:
         snapshots = self.cfg.snapshots
         producing = asyncio.Event()  # cleared when the producing loops have ended
         producing.set()
+        self._stop = stop
         delivery = asyncio.create_task(self._delivery_loop(producing), name=f"deliver:{self.cfg.name}")
         try:
             async with asyncio.TaskGroup() as group:
@@ -555,6 +620,9 @@ class ClusterWorker:
                     log.info(f"{name}.recovered", cluster=self.cfg.name, after_failures=failures)
                 failures = 0
                 wait = max(0.0, interval - (time.monotonic() - started))
+            except CycleStopped:
+                log.info(f"{name}.stopped_mid_cycle", cluster=self.cfg.name, backlog=len(self.outbox))
+                return
             except (PeerError, ParseError, SinkError) as exc:
                 failures += 1
                 wait = min(max_backoff, interval * 2 ** min(failures - 1, 6)) * random.uniform(0.5, 1.0)

@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from .config import KafkaConfig
-from .events import Event
+from .events import Publishable
 from .metrics import METRICS
 
 log = structlog.get_logger(__name__)
@@ -36,7 +36,7 @@ class SinkError(Exception):
 
 class Sink(Protocol):
     async def start(self) -> None: ...
-    async def send(self, events: Sequence[Event], topics: Mapping[str, str]) -> None: ...
+    async def send(self, events: Sequence[Publishable], topics: Mapping[str, str]) -> None: ...
     async def close(self) -> None: ...
 
 
@@ -98,7 +98,7 @@ class KafkaSink:
         self._producer = producer
         self.problem = None
 
-    async def send(self, events: Sequence[Event], topics: Mapping[str, str]) -> None:
+    async def send(self, events: Sequence[Publishable], topics: Mapping[str, str]) -> None:
         if not events:
             return
         if self._producer is None:
@@ -170,7 +170,7 @@ class StdoutSink:
     async def start(self) -> None:
         return None
 
-    async def send(self, events: Sequence[Event], topics: Mapping[str, str]) -> None:
+    async def send(self, events: Sequence[Publishable], topics: Mapping[str, str]) -> None:
         stream = self._stream or sys.stdout.buffer
         for e in events:
             stream.write(e.encode() + b"\n")

@@ -19,7 +19,7 @@ import msgspec
 import orjson
 
 from .enrichment import Pending
-from .events import Event
+from .events import Encoded
 from .outbox import Queued
 from .tracker import Step, Tracked, TrackerState
 
@@ -104,13 +104,15 @@ def _queued_out(q: Queued) -> _Queued:
 def _queued_in(q: _Queued) -> Queued:
     body = bytes(q.event)
     s = q.step
+    envelope = orjson.loads(body)
     return Queued(
-        Event(q.type, q.key, orjson.loads(body), [body]),
+        Encoded(q.type, q.key, envelope["id"], body),
         len(body),
         q.observed_at_ms,
         step=None if s is None else Step(s.app_id, s.seq, s.vanished, s.state, s.finished_time),
         pending=q.pending,
         finished_app=q.finished_app,
+        enrichment=envelope["data"]["enrichment"] if q.finished_app is not None else None,
     )
 
 

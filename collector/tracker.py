@@ -8,7 +8,7 @@ latter re-derives exactly the unacknowledged transitions (same sequence numbers,
 
 from __future__ import annotations
 
-from collections.abc import Callable, Container, Iterable, Mapping
+from collections.abc import Callable, Collection, Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -59,6 +59,8 @@ class TrackerState:
     watermark: int | None = None  # largest finishedTime seen, RM clock (ms)
     floor: int | None = None  # first start: ends before this are history, not news (RM clock)
     rm_cluster_id: int | None = None
+    #: The horizon of the last ``prune`` (not checkpointed): until it moves there is nothing to scan for.
+    pruned_to: int | None = field(default=None, compare=False, repr=False)
 
 
 def copy_state(state: TrackerState) -> TrackerState:
@@ -72,26 +74,16 @@ def copy_state(state: TrackerState) -> TrackerState:
     )
 
 
-def merge_views(*pages: Iterable[RawApp]) -> dict[str, RawApp]:
-    """Merge answers fetched one after another; a terminal record wins over an active one
-    (an app can end between the active and the ended request)."""
-    merged: dict[str, RawApp] = {}
+def merge_views(*pages: Iterable[RawApp | AppHead]) -> dict[str, Any]:
+    """Merge answers fetched one after another into one view by id; a terminal record wins over
+    an active one (an app can end between the active and the ended request)."""
+    merged: dict[str, Any] = {}
     for page in pages:
-        merge_into(merged, page)
+        for app in page:
+            seen = merged.get(app.id)
+            if seen is None or (app.state in TERMINAL_STATES and seen.state not in TERMINAL_STATES):
+                merged[app.id] = app
     return merged
-
-
-def merge_into(merged: dict[str, Any], apps: Iterable[RawApp | AppHead]) -> None:
-    """``merge_views`` one part of an answer at a time (in place)."""
-    if not merged and isinstance(apps, list):
-        merged.update((app.id, app) for app in apps)  # within one answer ids are unique, unless...
-        if len(merged) == len(apps):
-            return
-        merged.clear()  # ...an id repeats: take the careful way below
-    for app in apps:
-        seen = merged.get(app.id)
-        if seen is None or (app.state in TERMINAL_STATES and seen.state not in TERMINAL_STATES):
-            merged[app.id] = app
 
 
 def diff(state: TrackerState, view: Mapping[str, RawApp | AppHead], vanished: Iterable[str] = ()) -> list[Transition]:
@@ -159,16 +151,23 @@ def occurrence_order(t: Transition) -> tuple[int, str]:
     return (when, t.app_id)
 
 
-def missing_active(state: TrackerState, view: Mapping[str, object], unreadable: Iterable[str] = ()) -> list[str]:
-    """Apps we believe active that neither answer mentioned: look each up alone."""
-    skip = set(unreadable)
+def missing_active(state: TrackerState, seen: Collection[str], unreadable: Iterable[str] = ()) -> list[str]:
+    """Apps we believe active that neither answer mentioned (``seen``: the ids they hold, or a
+    view by id): look each up alone. ``missing_active_among`` for a slice of the tracked apps."""
+    return sorted(missing_active_among(state, seen, set(unreadable), list(state.apps)))
+
+
+def missing_active_among(state: TrackerState, seen: Collection[str], skip: Container[str],
+                         app_ids: Iterable[str]) -> list[str]:
+    """``missing_active`` over ``app_ids`` only (unsorted), skipping those in ``skip``."""
     apps = state.apps
-    unseen = apps.keys() - view.keys()  # set arithmetic: the common case (all seen) costs least
-    return sorted(
-        app_id
-        for app_id in unseen
-        if apps[app_id].visible and apps[app_id].state not in TERMINAL_STATES and app_id not in skip
-    )
+    out = []
+    for app_id in app_ids:
+        if app_id not in seen and app_id not in skip:
+            t = apps.get(app_id)
+            if t is not None and t.visible and t.state not in TERMINAL_STATES:
+                out.append(app_id)
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,17 +218,43 @@ def prune(state: TrackerState, keep_ms: int) -> int:
     """Forget ended apps older than the query window and old tombstones; returns how many.
 
     An ended app outside ``watermark - keep_ms`` can no longer appear in the ended-apps
-    answer, so remembering it protects nothing.
+    answer, so remembering it protects nothing. An app that joins beyond the horizon while it
+    stands (a lookup's old end) waits for the next move of the watermark. (The service runs
+    the same steps a slice of the apps at a time: ``prune_horizon``, ``expired``, ``forget``.)
     """
-    if state.watermark is None:
+    horizon = prune_horizon(state, keep_ms)
+    if horizon is None:
         return 0
-    horizon = state.watermark - keep_ms
-    drop = [
-        app_id
-        for app_id, t in state.apps.items()
-        if (t.finished_time is not None and t.finished_time < horizon and t.state in TERMINAL_STATES)
-        or (t.vanished_at is not None and t.vanished_at < horizon and not t.visible)
-    ]
+    return forget(state, horizon, expired(state, horizon, list(state.apps)))
+
+
+def prune_horizon(state: TrackerState, keep_ms: int) -> int | None:
+    """Where ``prune`` cuts now; None when the horizon has not moved since the last prune (a
+    scan of 100k apps takes ~20 ms, and would find nothing new)."""
+    if state.watermark is None or state.watermark - keep_ms == state.pruned_to:
+        return None
+    return state.watermark - keep_ms
+
+
+def expired(state: TrackerState, horizon: int, app_ids: Iterable[str]) -> list[str]:
+    """The apps among ``app_ids`` that ``prune`` drops at ``horizon``."""
+    apps = state.apps
+    out = []
+    for app_id in app_ids:
+        t = apps.get(app_id)
+        if t is not None and (
+            (t.finished_time is not None and t.finished_time < horizon and t.state in TERMINAL_STATES)
+            or (t.vanished_at is not None and t.vanished_at < horizon and not t.visible)
+        ):
+            out.append(app_id)
+    return out
+
+
+def forget(state: TrackerState, horizon: int, app_ids: Iterable[str]) -> int:
+    """Drop the apps ``expired`` found (checked again: a tombstone may have come back since);
+    the prune to ``horizon`` is then done. Returns how many."""
+    drop = expired(state, horizon, app_ids)
     for app_id in drop:
         del state.apps[app_id]
+    state.pruned_to = horizon
     return len(drop)

@@ -38,6 +38,9 @@ class ScriptedRM:
     name: str = "rm"
     #: When set, the only deSelects values this RM knows (an RM before YARN-6871 knows resourceRequests).
     deselects_known: tuple[str, ...] = ()
+    #: True: the RM's own layout (Jackson: no whitespace, each app's id first); False: re-indented,
+    #: as some proxies send it.
+    compact: bool = True
 
     def put(self, app_id: str, state: str, **fields) -> None:
         record = {"id": app_id, "state": state, "user": "u", "name": f"job-{app_id[-4:]}", "queue": "default",
@@ -136,7 +139,8 @@ class ScriptedRM:
                     if (not states or a["state"] in states)
                     and (a["state"] not in TERMINAL or a["finishedTime"] >= since)]
         body = {"apps": {"app": selected}} if selected else {"apps": None}
-        return web.Response(body=json.dumps(body), content_type="application/json")
+        separators = (",", ":") if self.compact else (", ", ": ")
+        return web.Response(body=json.dumps(body, separators=separators), content_type="application/json")
 
     async def _one(self, request: web.Request) -> web.Response:
         await self._arrived(request)

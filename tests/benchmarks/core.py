@@ -25,11 +25,11 @@ from collector import schemas
 from collector.config import ClusterConfig, PollConfig, ResourceManagerConfig
 from collector.events import EventContext, transition_event
 from collector.http import HttpPeer, RetryPolicy
-from collector.rm_client import ResourceManager, Selector, parse_apps_stepwise
-from collector.rm_models import AppsPage, ClusterInfo
+from collector.rm_client import ResourceManager, parse_apps_stepwise
+from collector.rm_models import ClusterInfo
 from collector.rm_poller import RmPoller
 from collector.service import ClusterWorker
-from collector.tracker import TrackerState, commit, diff, merge_views, prune
+from collector.tracker import TrackerState, Transition, commit, diff, merge_views, prune
 
 from . import appgen
 from .naive import NaiveCollector
@@ -113,11 +113,11 @@ class BodyRM:
     async def cluster_info(self) -> tuple[ClusterInfo, int | None]:
         return ClusterInfo(id=appgen.CLUSTER_ID, state="STARTED", haState="ACTIVE"), NOW_MS
 
-    async def active_apps(self, select: Selector | None = None) -> AppsPage:
-        return await parse_apps_stepwise(self.body, select=select)
+    async def active_answer(self) -> bytes:
+        return self.body
 
-    async def ended_apps(self, since: int, select: Selector | None = None) -> AppsPage:
-        return AppsPage([])
+    async def ended_answer(self, since: int) -> bytes:
+        return b'{"apps":{"app":[]}}'
 
     async def app(self, app_id: str) -> None:
         return None
@@ -133,20 +133,36 @@ class OurPath:
         self.poller = RmPoller(self.rm, self.state, overlap_ms=DEFAULT_OVERLAP_MS, backfill_ms=600_000)  # type: ignore[arg-type]
         self.ctx = EventContext(CLUSTER, appgen.CLUSTER_ID)
         self.loop = asyncio.new_event_loop()
-        transitions = self.loop.run_until_complete(self.poller.poll(NOW_MS)).transitions
-        commit(self.state, transitions)
+
+        async def first(transitions: list[Transition]) -> None:
+            commit(self.state, transitions)
+
+        self.loop.run_until_complete(self.poller.poll(NOW_MS, first))
 
     def process(self, body: bytes) -> tuple[list[bytes], object]:
-        """One cycle on ``body``; the state is not committed, so it can be repeated. The records
-        are returned too, so that freeing them falls outside the timing, as for the floor's dicts."""
+        """One cycle on ``body``, its events built and encoded as they are found (as the service
+        does); the state is not committed, so it can be repeated. The transitions are returned
+        too, so that freeing them falls outside the timing, as for the floor's dicts."""
         self.rm.body = body
-        result = self.loop.run_until_complete(self.poller.poll(NOW_MS))
-        return [transition_event(self.ctx, t, NOW_MS).encode() for t in result.transitions], result
+        found: list[Transition] = []
+        encoded: list[bytes] = []
+
+        async def emit(transitions: list[Transition]) -> None:
+            found.extend(transitions)
+            encoded.extend(transition_event(self.ctx, t, NOW_MS).encode() for t in transitions)
+
+        self.loop.run_until_complete(self.poller.poll(NOW_MS, emit))
+        return encoded, found
 
     def events(self, body: bytes) -> list[dict]:
         self.rm.body = body
-        result = self.loop.run_until_complete(self.poller.poll(NOW_MS))
-        return [transition_event(self.ctx, t, NOW_MS).envelope for t in result.transitions]
+        found: list[Transition] = []
+
+        async def emit(transitions: list[Transition]) -> None:
+            found.extend(transitions)
+
+        self.loop.run_until_complete(self.poller.poll(NOW_MS, emit))
+        return [transition_event(self.ctx, t, NOW_MS).envelope for t in found]
 
     def close(self) -> None:
         self.loop.close()
@@ -266,15 +282,19 @@ async def _day(cycles: int, retained: int, active: int, interval_ms: int, overla
         ctx = EventContext(CLUSTER, appgen.CLUSTER_ID)
 
         async def incremental(sim_now: int) -> int:
-            result = await poller.poll(sim_now)
-            events = [transition_event(ctx, t, sim_now).encode() for t in result.transitions]
-            commit(inc_state, result.transitions)
+            events: list[bytes] = []
+
+            async def emit(transitions: list[Transition]) -> None:
+                events.extend(transition_event(ctx, t, sim_now).encode() for t in transitions)
+                commit(inc_state, transitions)
+
+            await poller.poll(sim_now, emit)
             prune(inc_state, overlap_ms)
             return len(events)
 
         async def whole_list(sim_now: int) -> int:
             await rm_full.cluster_info()
-            page = await rm_full._apps({}, None)  # the whole retained list, with the same deSelects
+            page = await parse_apps_stepwise(await rm_full._apps_body({}))  # the whole list, same deSelects
             transitions = diff(full_state, merge_views(page.apps))
             events = [transition_event(ctx, t, sim_now).encode() for t in transitions]
             commit(full_state, transitions)

@@ -192,3 +192,89 @@ async def test_heartbeats_say_when_the_last_poll_succeeded(serve):
     assert sink.topics["heartbeat"] == "hadoop.collector.heartbeat"
     assert len({b.id for b in beats}) == len(beats)
     await worker.close()
+
+
+def many_apps(rm, n):
+    for i in range(1, n + 1):
+        rm.put(f"application_1_{i:05d}", "RUNNING")
+
+
+def record_peak(worker):
+    """The largest backlog (bytes) the worker ever held."""
+    peak = [0]
+    put = worker.outbox.put
+
+    def put_and_measure(entries):
+        put(entries)
+        peak[0] = max(peak[0], worker.outbox.bytes)
+
+    worker.outbox.put = put_and_measure
+    return peak
+
+
+async def test_one_large_cycle_stays_within_the_bound_while_kafka_is_down(serve, monkeypatch):
+    # A first poll of a large cluster finds every app new: the cycle itself waits for room,
+    # a part of the answer at a time, instead of queueing all of it.
+    monkeypatch.setattr("collector.rm_client.DECODE_STEP_BYTES", 2048)  # ~20 apps per part
+    rm = await serve(ScriptedRM())
+    many_apps(rm, 600)
+    sink = SwitchableSink()
+    sink.down = True
+    worker = worker_for(rm.url, sink, backlog_max_bytes=16 * 1024)
+    peak = record_peak(worker)
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    await wait_for(lambda: worker.outbox.full)
+    await asyncio.sleep(0.5)
+    held = len(worker.seen.apps)
+    assert 0 < held < 600  # the cycle is held part-way, not finished over the bound
+    sink.down = False
+    await wait_for(lambda: len(app_events(sink)) == 600)
+    stop.set()
+    await asyncio.wait_for(task, 10)
+    ids = [e.envelope["data"]["application_id"] for e in app_events(sink)]
+    assert sorted(ids) == [f"application_1_{i:05d}" for i in range(1, 601)]  # each once
+    one_part = max(len(e.encode()) for e in app_events(sink)) * 40
+    assert peak[0] <= 16 * 1024 + one_part
+    await worker.close()
+
+
+async def test_a_stop_while_a_cycle_waits_for_room_ends_it_cleanly(serve, monkeypatch, tmp_path):
+    monkeypatch.setattr("collector.rm_client.DECODE_STEP_BYTES", 2048)
+    rm = await serve(ScriptedRM())
+    many_apps(rm, 300)
+    sink = SwitchableSink()
+    sink.down = True
+    store = FileStore(tmp_path, "c1")
+    worker = worker_for(rm.url, sink, store, backlog_max_bytes=8 * 1024)
+    worker.shutdown_timeout_s = 0.5
+    stop = asyncio.Event()
+    with structlog.testing.capture_logs() as logs:
+        task = asyncio.create_task(worker.run(stop))
+        await wait_for(lambda: worker.outbox.full)
+        stop.set()
+        await asyncio.wait_for(task, 5)  # the held cycle does not keep the stop waiting
+    assert any(e["event"] == "poll.stopped_mid_cycle" for e in logs)
+    assert not any(e["event"] == "poll.crashed" for e in logs)
+    await worker.close()
+    # nothing acknowledged, nothing lost: the next start sees every app anew
+    sink.down = False
+    again = worker_for(rm.url, sink, FileStore(tmp_path, "c1"))
+    await again.cycle()
+    assert sorted(e.envelope["data"]["application_id"] for e in app_events(sink)) == [
+        f"application_1_{i:05d}" for i in range(1, 301)
+    ]
+    await again.close()
+
+
+async def test_a_cycle_outside_run_delivers_as_it_goes(serve, monkeypatch):
+    monkeypatch.setattr("collector.rm_client.DECODE_STEP_BYTES", 2048)
+    rm = await serve(ScriptedRM())
+    many_apps(rm, 400)
+    sink = SwitchableSink()
+    worker = worker_for(rm.url, sink, backlog_max_bytes=16 * 1024)
+    peak = record_peak(worker)
+    assert await worker.cycle() == 400
+    assert sink.attempts > 2 and peak[0] < 2 * 16 * 1024
+    assert len({e.id for e in app_events(sink)}) == 400
+    await worker.close()

@@ -6,9 +6,10 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from collector import rm_poller
+from collector import rm_client
 from collector.rm_client import parse_apps_stepwise
-from collector.rm_models import AppHead, RawApp, app_spans, parse_apps, parse_head_span, select_records
+from collector.rm_models import AppHead, ClusterInfo, RawApp, app_spans, parse_apps, parse_head_span, select_records
+from collector.rm_poller import RmPoller
 from collector.tracker import TrackerState, commit, diff, merge_views, record_selector
 
 
@@ -52,17 +53,54 @@ async def test_wrong_shape_still_reported():
     assert page.unreadable_ids == {"application_1_0002"}
 
 
-async def test_diff_in_slices_equals_diff(monkeypatch):
-    state = TrackerState()
-    first = merge_views(parse_apps(answer(*(record(n, "ACCEPTED", startedTime=1000 - n) for n in range(50)))).apps)
-    commit(state, diff(state, first))
-    later = merge_views(parse_apps(answer(*(
-        record(n, "RUNNING" if n % 3 else "ACCEPTED", startedTime=1000 - n, launchTime=2000 - n)
-        for n in range(60)))).apps)
-    monkeypatch.setattr(rm_poller, "DIFF_STEP", 7)
-    sliced = await rm_poller._diff_stepwise(state, later, [])
-    assert sliced == diff(state, later)
-    assert len(sliced) == 10 + len([n for n in range(50) if n % 3])
+class AnswersRM:
+    """The two answers of a poll, from memory; nothing is missing, so nothing is looked up."""
+
+    cluster, urls, active_url = "c1", ["http://rm"], "http://rm"
+
+    def __init__(self, active: bytes, ended: bytes) -> None:
+        self.active, self.ended = active, ended
+
+    async def cluster_info(self):
+        return ClusterInfo(id=1, state="STARTED", haState="ACTIVE"), 10_000
+
+    async def active_answer(self) -> bytes:
+        return self.active
+
+    async def ended_answer(self, since: int) -> bytes:
+        return self.ended
+
+    async def app(self, app_id: str):
+        raise AssertionError(f"no lookup expected, asked for {app_id}")
+
+
+async def test_a_poll_in_parts_finds_what_a_whole_view_diff_finds(monkeypatch):
+    state = TrackerState(watermark=0, floor=0)
+    commit(state, diff(state, merge_views(parse_apps(answer(*(
+        record(n, "ACCEPTED", startedTime=1000 - n) for n in range(50)))).apps)))
+    # 60 active (10 new, some now RUNNING); 5 ended, in an order other than their end times;
+    # application_1_0007 is in both answers (it ended between the two requests): its end wins
+    active = answer(*(record(n, "RUNNING" if n % 3 else "ACCEPTED", startedTime=1000 - n, launchTime=2000 - n)
+                      for n in range(60)))
+    ended = answer(*(record(n, "FINISHED", startedTime=1000 - n, finishedTime=5000 + (n * 37) % 11)
+                     for n in (7, 3, 9, 61, 62)))
+    expected = diff(state, merge_views(parse_apps(active).apps, parse_apps(ended).apps))
+    monkeypatch.setattr(rm_client, "DECODE_STEP_BYTES", 150)  # a few apps per part
+    calls: list[list] = []
+
+    async def emit(transitions):
+        calls.append(transitions)
+        commit(state, transitions)
+
+    summary = await RmPoller(AnswersRM(active, ended), state, overlap_ms=0, backfill_ms=0).poll(10_000, emit)
+    got = [t for part in calls for t in part]
+    assert len(calls) > 5
+    assert sorted(got, key=lambda t: t.app_id) == sorted(expected, key=lambda t: t.app_id)
+    ends = [t for t in got if t.state == "FINISHED"]
+    assert got[: len(ends)] == ends  # the ends first, in the order they happened
+    assert [t.app.finishedTime for t in ends] == sorted(t.app.finishedTime for t in ends)
+    assert [t.state for t in got if t.app_id == "application_1_0007"] == ["FINISHED"]
+    assert summary.transitions == len(got) and summary.apps_seen == 62
 
 
 # --- heads first: only the records a poll selects are decoded whole --------------------------

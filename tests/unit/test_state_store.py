@@ -103,3 +103,33 @@ def test_a_version_1_checkpoint_is_still_read(tmp_path):
     data["version"] = 3
     with pytest.raises(CheckpointError, match="version 3"):
         decode("c1", orjson.dumps(data), "new.json")
+
+
+async def test_a_checkpointed_finished_event_is_sent_again_as_it_was(serve, tmp_path):
+    # Kafka goes down just as the finished event is queued: the checkpoint keeps it, and the
+    # next start sends exactly those bytes and logs its enrichment outcome once delivered.
+    import structlog
+
+    from .test_backlog import SwitchableSink
+
+    rm = await serve(ScriptedRM())
+    rm.put("application_1_0002", "FINISHED", finishedTime=int(time.time() * 1000) - 1000)
+    rm.apps["application_1_0002"]["applicationType"] = "TEZ"  # no history server needed
+    store = FileStore(tmp_path, "c1")
+    sink = SwitchableSink()
+    first = worker(rm.url, sink, store)
+    await first.cycle()
+    sink.down = True
+    with pytest.raises(Exception, match="broker down"):
+        await first.enrich_cycle(wait=True)
+    (queued,) = first.outbox.unacked(10)
+    await first.close()
+    sink.down = False
+    second = worker(rm.url, sink, store)
+    with structlog.testing.capture_logs() as logs:
+        assert await second.deliver() == 1
+    assert sink.events[-1].type == "yarn.application.finished"
+    assert sink.events[-1].encode() == queued.event.encode()
+    (published,) = [e for e in logs if e["event"] == "enrichment.published"]
+    assert published["status"] == queued.event.envelope["data"]["enrichment"]["status"] is not None
+    await second.close()

@@ -89,6 +89,17 @@ def test_prune_forgets_ends_outside_the_window_only():
     assert sorted(s.apps) == ["application_1_0002", "application_1_0003"]
 
 
+def test_prune_scans_again_only_once_the_watermark_moved():
+    s = TrackerState()
+    step(s, view(app(1, "FINISHED", 100_000)))
+    assert prune(s, keep_ms=50_000) == 0
+    step(s, view(app(2, "FINISHED", 10_000)))  # an old end (a lookup's): kept while the horizon stands
+    assert prune(s, keep_ms=50_000) == 0 and "application_1_0002" in s.apps
+    step(s, view(app(3, "FINISHED", 100_001)))
+    assert prune(s, keep_ms=50_000) == 1
+    assert sorted(s.apps) == ["application_1_0001", "application_1_0003"]
+
+
 def test_transitions_are_ordered_by_occurrence():
     s = TrackerState()
     out = step(s, view(app(2, "FINISHED", 300), app(1, "FINISHED", 200), app(3, "RUNNING")))
@@ -97,3 +108,18 @@ def test_transitions_are_ordered_by_occurrence():
 
 def test_change_enum_values_are_the_public_names():
     assert {c.value for c in Change} == {"state_changed", "vanished"}
+
+
+def test_prune_in_slices_drops_what_prune_drops():
+    from collector.tracker import expired, forget, prune_horizon
+
+    whole, sliced = TrackerState(), TrackerState()
+    apps = [app(i, "FINISHED" if i % 3 else "RUNNING", 1_000 * i if i % 3 else None) for i in range(1, 40)]
+    for s in (whole, sliced):
+        step(s, view(*apps))
+    horizon = prune_horizon(sliced, keep_ms=20_000)
+    ids = list(sliced.apps)
+    found = [i for start in range(0, len(ids), 7) for i in expired(sliced, horizon, ids[start : start + 7])]
+    assert forget(sliced, horizon, found) == prune(whole, keep_ms=20_000) > 0
+    assert sliced.apps == whole.apps
+    assert prune_horizon(sliced, keep_ms=20_000) is None  # done until the watermark moves
