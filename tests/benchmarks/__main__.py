@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             if "4" in chosen:
                 run("4 publishing", stack.bench_publish, coords["KAFKA_BOOTSTRAP_SERVERS"],
-                    n=5_000 if quick else 20_000, rounds=2 if quick else 3)
+                    n=5_000 if quick else 20_000, rounds=2 if quick else 5)
             if "7" in chosen:
                 run("7 end-to-end latency of real jobs", stack.bench_latency, coords, jobs=10)
         finally:

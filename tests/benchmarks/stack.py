@@ -99,7 +99,7 @@ async def _publish(bootstrap: str, n: int, batch: int, rounds: int) -> list[Row]
                  "settings": "acks=all, idempotent, gzip, linger 20 ms (the defaults)"})]
 
 
-def bench_publish(bootstrap: str, n: int = 20_000, batch: int = 2_000, rounds: int = 3) -> list[Row]:
+def bench_publish(bootstrap: str, n: int = 20_000, batch: int = 2_000, rounds: int = 5) -> list[Row]:
     """Benchmark 4: events/s through ``KafkaSink`` vs raw aiokafka ``send`` of the same bytes and keys
     with the same producer settings, to the real local broker."""
     return asyncio.run(_publish(bootstrap, n, batch, rounds))
