@@ -566,6 +566,7 @@ class ClusterWorker:
                 # derives the rest again, with the same ids.
                 log.error("delivery.stopped_with_backlog", cluster=self.cfg.name, events=len(self.outbox),
                           waited_s=self.shutdown_timeout_s)
+            self._stop = None  # a later ``cycle`` (``once`` after ``run``, tests) delivers inline again
         if self.pending and self.store is None:
             # Without a checkpoint these are lost with the process.
             log.warning("enrichment.pending_at_stop", cluster=self.cfg.name, count=len(self.pending))
