@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from . import __version__, enrichment, memory, schemas, stepwise
+from . import __version__, enrichment, memory, schemas, state_store, stepwise
 from .config import ClusterConfig, Config
 from .enricher import Enricher
 from .enrichment import Outcome, Pending, pending_for, rm_usage_final
@@ -123,6 +123,7 @@ class ClusterWorker:
         self.delivery_ok = True  # the last delivery attempt succeeded (or none was needed)
         self._queued = asyncio.Event()
         self._room = asyncio.Event()  # set when a delivery leaves the backlog below its bound
+        self._saving = asyncio.Lock()  # checkpoint writes, one at a time
         self._stop: asyncio.Event | None = None  # ``run``'s, while it runs
         self._trim_due = False  # a large poll ran: give its memory back once its events are out
         self._paused = False
@@ -245,7 +246,7 @@ class ClusterWorker:
         if bookkeeping != (self.state.floor, self.state.rm_cluster_id):
             self.state.floor, self.state.rm_cluster_id = bookkeeping
             if not self.outbox:  # else the next acknowledgement saves it
-                self._checkpoint()
+                await self._checkpoint()
         return queued
 
     async def _queue_transitions(self, transitions: list[Transition], observed_at: int) -> int:
@@ -309,7 +310,7 @@ class ClusterWorker:
         if self._unsaved:
             # Write ahead: once sent, these must be sent again as they are (not derived anew)
             # if the process dies before their acknowledgement is checkpointed.
-            self._checkpoint()
+            await self._checkpoint()
         while batch := self.outbox.unacked(DELIVERY_BATCH):
             await asyncio.sleep(0)  # a batch settled takes ms, a prune and a checkpoint at 100k apps more
             failure: SinkError | None = None
@@ -318,7 +319,7 @@ class ClusterWorker:
                 acked = {q.event.id for q in batch}
             except SinkError as exc:
                 acked, failure = set(exc.delivered), exc
-            self._make_durable(self.outbox.settle(acked, batch))
+            await self._make_durable(self.outbox.settle(acked, batch))
             if not self.outbox.full:
                 self._room.set()
             delivered += len(acked)
@@ -337,7 +338,7 @@ class ClusterWorker:
             await memory.give_back()
         return delivered
 
-    def _make_durable(self, done: list[Queued]) -> None:
+    async def _make_durable(self, done: list[Queued]) -> None:
         """Apply what Kafka acknowledged (in backlog order) to the checkpointed state."""
         if not done:
             return
@@ -359,7 +360,7 @@ class ClusterWorker:
                 log.info("enrichment.published", cluster=self.cfg.name, app_id=q.finished_app,
                          status=info.get("status"), reason=info.get("reason"), after_end_ms=info.get("after_end_ms"),
                          attempts=info.get("attempts"))
-        self._checkpoint()
+        await self._checkpoint()
         self._report_queue()
         if transitions:
             log.info("poll.delivered", cluster=self.cfg.name, events=transitions, backlog=len(self.outbox))
@@ -427,13 +428,23 @@ class ClusterWorker:
         await self.enrich_step(wait)
         return await self.deliver()
 
-    def _checkpoint(self) -> None:
-        """Save what Kafka has acknowledged; a restart resumes from here (same ids)."""
-        if self.store is not None:
-            self.store.save(self.state, self.pending, self.outbox.stateful())
-            self._unsaved = False
-            self.last_checkpoint_ms = self.clock()
-            METRICS.checkpoint_saved(self.cfg.name, self.last_checkpoint_ms)
+    async def _checkpoint(self) -> None:
+        """Save what Kafka has acknowledged; a restart resumes from here (same ids).
+
+        The state is encoded here, as it is now (~15 ms at 100k apps); the file is written and
+        fsynced in a thread, one write at a time, in the order they were encoded."""
+        if self.store is None:
+            return
+        async with self._saving:
+            data = state_store.encode(self.cfg.name, self.state, self.pending, self.outbox.stateful())
+            self._unsaved = False  # what is queued from now on is not in ``data``
+            try:
+                await asyncio.to_thread(self.store.write, data)
+            except BaseException:
+                self._unsaved = True  # not written: the next delivery must write ahead again
+                raise
+        self.last_checkpoint_ms = self.clock()
+        METRICS.checkpoint_saved(self.cfg.name, self.last_checkpoint_ms)
 
     async def _try(self, p: Pending) -> Outcome:
         """One try; never raises, so one odd answer cannot stall the queue."""

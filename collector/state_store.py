@@ -33,14 +33,6 @@ class CheckpointError(Exception):
     """The checkpoint exists but cannot be used; ``str()`` says why and what to do."""
 
 
-class _Tracked(msgspec.Struct, kw_only=True):
-    state: str
-    seq: int
-    finished_time: int | None = None
-    visible: bool = True
-    vanished_at: int | None = None
-
-
 class _Step(msgspec.Struct, kw_only=True):
     app_id: str
     seq: int
@@ -60,7 +52,8 @@ class _Queued(msgspec.Struct, kw_only=True):
 
 
 class _ClusterState(msgspec.Struct, kw_only=True):
-    apps: dict[str, _Tracked]
+    #: ``Tracked`` as it is (its fields by name): 100k apps encode in ~15 ms, copies took 10x that.
+    apps: dict[str, Tracked]
     watermark: int | None
     floor: int | None
     rm_cluster_id: int | None
@@ -118,8 +111,7 @@ def _queued_in(q: _Queued) -> Queued:
 
 def encode(cluster: str, state: TrackerState, pending: dict[str, Pending], backlog: list[Queued] = ()) -> bytes:
     body = _ClusterState(
-        apps={k: _Tracked(state=t.state, seq=t.seq, finished_time=t.finished_time, visible=t.visible,
-                          vanished_at=t.vanished_at) for k, t in state.apps.items()},
+        apps=state.apps,
         watermark=state.watermark,
         floor=state.floor,
         rm_cluster_id=state.rm_cluster_id,
@@ -149,7 +141,7 @@ def decode(cluster: str, data: bytes, where: str) -> Saved:
         raise CheckpointError(f"{where} belongs to cluster {file.cluster!r}, not {cluster!r}")
     s = file.state
     state = TrackerState(
-        apps={k: Tracked(t.state, t.seq, t.finished_time, t.visible, t.vanished_at) for k, t in s.apps.items()},
+        apps=s.apps,
         watermark=s.watermark,
         floor=s.floor,
         rm_cluster_id=s.rm_cluster_id,
@@ -175,7 +167,11 @@ class FileStore:
         return decode(self.cluster, data, str(self.path))
 
     def save(self, state: TrackerState, pending: dict[str, Pending], backlog: list[Queued] = ()) -> None:
-        data = encode(self.cluster, state, pending, backlog)
+        self.write(encode(self.cluster, state, pending, backlog))
+
+    def write(self, data: bytes) -> None:
+        """Replace the checkpoint with ``data`` (``encode``): atomic, durable once it returns.
+        Blocking file I/O (an fsync of ~10 MB at 100k apps): the service calls it in a thread."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
         try:
