@@ -236,33 +236,36 @@ def select_records(
     body: bytes, span: slice, heads: list[AppHead], wanted: Container[str]
 ) -> list[RawApp | AppHead] | None:
     """The apps of one span, in order: the whole record of each app in ``wanted``, the head of
-    the others. None when a wanted record cannot be cut out and decoded cleanly (then the
-    caller decodes the span whole, or the answer).
+    the others. None when the records cannot be cut out and decoded cleanly (then the caller
+    decodes the span whole, or the answer).
 
-    Each wanted record is found by its opening ``{"id":"<id>"`` after the previous one (the
-    heads are in the answer's order) and ends where the next app starts; a quote cannot occur
-    unescaped inside a string, so a match is the start of an object, and a match inside a
-    nested object leaves a piece that does not decode."""
-    out: list[RawApp | AppHead] = []
+    Apps are cut at ``},{"id":"``, which cannot occur inside a JSON string (a quote there is
+    escaped), only between two objects: between two apps, or between two objects nested in
+    one (a list of objects with ids). So the cuts are trusted only when there are exactly as
+    many as there are boundaries between the span's apps; and each record cut out must be the
+    app its head says, in the state its head says."""
+    picks = [i for i, head in enumerate(heads) if head.id in wanted]
+    if not picks:
+        return list(heads)
+    start, stop = span.start, span.stop
+    if body.count(_NEXT_APP, start, stop) != len(heads) - 1:
+        return None  # a nested object looks like an app's start: the cuts cannot be trusted
     view = memoryview(body)
-    pos, stop = span.start, span.stop
-    for head in heads:
-        if head.id not in wanted:
-            out.append(head)
-            continue
-        start = body.find(b'{"id":"' + head.id.encode() + b'"', pos, stop)
-        if start < 0:
-            return None
-        end = body.find(_NEXT_APP, start, stop)
+    out: list[RawApp | AppHead] = list(heads)
+    pos, at = start, 0  # the start of app number ``at``
+    for i in picks:
+        while at < i:
+            pos = body.find(_NEXT_APP, pos, stop) + 2  # past "},"
+            at += 1
+        end = body.find(_NEXT_APP, pos, stop)
         end = stop if end < 0 else end + 1
         try:
-            app = _app_decoder.decode(view[start:end])
+            app = _app_decoder.decode(view[pos:end])
         except (msgspec.DecodeError, RecursionError):
             return None
-        if app.state != head.state:
+        if app.id != heads[i].id or app.state != heads[i].state:
             return None
-        out.append(app)
-        pos = end
+        out[i] = app
     return out
 
 

@@ -85,10 +85,14 @@ class RmPoller:
         state = self.state
         info, rm_now = await self.rm.cluster_info()
         self._note_restart(info)
-        if state.watermark is None:
+        if state.floor is None and state.watermark is None:
             # First start: report apps that ended within the backfill window, not the
             # whole retained history. The RM's clock decides, not ours.
-            state.watermark = state.floor = (rm_now or local_now_ms) - self.backfill_ms
+            state.floor = (rm_now or local_now_ms) - self.backfill_ms
+        if state.watermark is None:
+            # No end acknowledged yet: from the floor of the first start, kept across restarts
+            # (found by review: a restart set a new floor, and ends while it was down were missed)
+            state.watermark = state.floor
         since = state.watermark - self.overlap_ms
         active = await self.rm.active_answer()
         ended = await self.rm.ended_answer(since if state.floor is None else max(since, state.floor))
@@ -106,8 +110,11 @@ class RmPoller:
                 unreadable.update(part.unreadable_ids)
                 for problem in part.problems:
                     log.warning("rm.unreadable_app", cluster=self.rm.cluster, problem=problem)
-                fresh = [app for app in part.apps if app.id not in seen]
-                seen.update(app.id for app in fresh)
+                fresh = []
+                for app in part.apps:  # an id given twice (an RM mid-update): its first sighting only
+                    if app.id not in seen:
+                        seen.add(app.id)
+                        fresh.append(app)
                 records = [(app.id, app) for app in fresh if app.__class__ is RawApp]
                 summary.records.update((app_id, app) for app_id, app in records if app_id in records_for)
                 yield records

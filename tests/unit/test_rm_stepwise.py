@@ -138,6 +138,8 @@ async def test_heads_first_selector_sees_each_slice_once():
         # the wanted id inside a nested object of the app before it: that piece does not decode
         answer(record(1, extra={"id": "application_1_0002", "state": "RUNNING"}, tail=1), record(2), record(3)),
         answer(record(1, extra={"id": "application_1_0002", "state": "RUNNING"}), record(2), record(3)),
+        # ...in a list of objects: that piece would decode (found by review); the cuts are counted
+        answer(record(1, extra=[{"id": "application_1_0002", "state": "RUNNING"}, {"id": "z"}]), record(2), record(3)),
         # the wanted record has a wrong shape: reported unreadable, as parse_apps does
         answer(record(1), record(2, startedTime="soon"), record(3)),
         # an id given twice (an RM mid-update): parse_apps's view of it
@@ -179,3 +181,19 @@ async def test_record_selector_picks_news_and_asked_for_apps_only():
     view = merge_views(page.apps)
     assert diff(state, view) == diff(state, merge_views(parse_apps(body).apps))
     assert whole["application_1_0003"].state == "FINISHED"
+
+
+@pytest.mark.parametrize("layout", ["compact", "indented"])
+async def test_an_id_given_twice_in_one_part_is_one_observation(layout):
+    # found by review: both copies were news, two events with the same seq and different ids
+    state = TrackerState(watermark=0, floor=0)
+    twice = [record(3, "ACCEPTED"), record(3, "RUNNING"), record(4)]
+    body = answer(*twice) if layout == "compact" else orjson.dumps({"apps": {"app": twice}}, option=orjson.OPT_INDENT_2)
+    found: list = []
+
+    async def emit(transitions):
+        found.extend(transitions)
+        commit(state, transitions)
+
+    await RmPoller(AnswersRM(body, b'{"apps":null}'), state, overlap_ms=0, backfill_ms=0).poll(10_000, emit)
+    assert [(t.app_id[-4:], t.seq, t.state) for t in found] == [("0003", 1, "ACCEPTED"), ("0004", 1, "RUNNING")]

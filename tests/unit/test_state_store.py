@@ -133,3 +133,26 @@ async def test_a_checkpointed_finished_event_is_sent_again_as_it_was(serve, tmp_
     (published,) = [e for e in logs if e["event"] == "enrichment.published"]
     assert published["status"] == queued.event.envelope["data"]["enrichment"]["status"] is not None
     await second.close()
+
+
+async def test_a_restart_before_any_end_keeps_the_first_starts_floor(serve, tmp_path):
+    # found by review: with no end acknowledged yet the watermark is unset, and a restart took a
+    # new floor (now - backfill), so an app that ended while the collector was down was missed
+    rm = await serve(ScriptedRM())
+    rm.put("application_1_0001", "RUNNING")
+    store = FileStore(tmp_path, "c1")
+    first = worker(rm.url, MemorySink(), store)
+    await first.cycle()
+    await first.close()
+    saved = store.load()
+    assert saved.state.watermark is None and saved.state.floor is not None
+    now = int(time.time() * 1000)
+    saved.state.floor = now - 130 * 60_000  # as if the first start was over 2 h ago
+    store.save(saved.state, saved.pending, saved.backlog)
+    # while it was down, an app it never saw ran and ended, 1 h ago (beyond the 10 min backfill)
+    rm.put("application_1_0002", "FINISHED", startedTime=now - 65 * 60_000, finishedTime=now - 60 * 60_000)
+    sink = MemorySink()
+    second = worker(rm.url, sink, store)
+    await second.cycle()
+    await second.close()
+    assert ("0002", "state_changed", None, "FINISHED") in summary(sink.events)
