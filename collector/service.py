@@ -57,6 +57,8 @@ HISTORY_WARN_S = 60.0
 #: Events handed to the sink at once (the producer batches them further per partition).
 DELIVERY_BATCH = 5000
 DEFAULT_BACKLOG_BYTES = 64 * 1024 * 1024
+#: A poll's events are queued this many at a time, the backlog's bound checked after each step.
+QUEUE_STEP = 100
 #: After a poll whose answers were at least this large, free heap is given back to the OS
 #: once its events are delivered (``memory.give_back``).
 TRIM_AFTER_BYTES = 32 * 1024 * 1024
@@ -109,8 +111,10 @@ class ClusterWorker:
         #: What has been queued: the poller diffs against it (ahead of ``state`` by the backlog).
         self.seen = copy_state(self.state)
         self.outbox = Outbox(self.backlog_max_bytes)
-        #: The backlog holds events the checkpoint does not have yet: save before sending them.
-        self._unsaved = False
+        #: Write-ahead bookkeeping: a count of the puts of stateful entries into the backlog, and
+        #: the count the last completed checkpoint write covers. Behind: save before sending.
+        self._queued_puts = 0
+        self._saved_puts = 0
         self._finishing: set[str] = set()  # finished events in the backlog, by app id
         if saved is not None:  # events queued before the stop go out first, as they were
             apply(self.seen, [q.step for q in saved.backlog if q.step is not None])
@@ -205,7 +209,8 @@ class ClusterWorker:
         self.outbox.put(entries)
         if entries:
             self._queued.set()
-            self._unsaved = self._unsaved or any(e.stateful for e in entries)
+            if any(e.stateful for e in entries):
+                self._queued_puts += 1
         METRICS.set_backlog(self.cfg.name, len(self.outbox), self.outbox.bytes)
 
     def _entry(self, event: Event, observed_at_ms: int, **effect: object) -> Queued | None:
@@ -250,28 +255,35 @@ class ClusterWorker:
         return queued
 
     async def _queue_transitions(self, transitions: list[Transition], observed_at: int) -> int:
-        """Build, check and queue the events of one part of a poll and mark them seen; then,
-        if that filled the backlog, hold the cycle until there is room again. Returns how many."""
+        """Build, check and queue the events of one part of a poll and mark them seen,
+        ``QUEUE_STEP`` at a time; after each step, if the backlog is full, hold the cycle until
+        there is room again (so it overshoots its bound by one step at most). Returns how many."""
         ctx = self._context()  # after cluster info: it carries the RM's current cluster id
-        entries: list[Queued] = []
-        for i, t in enumerate(transitions, 1):
-            if i % (10 if self.validate else 500) == 0:
-                await asyncio.sleep(0)  # thousands of changes (a check takes ~1 ms): let other tasks run
-            try:
-                event = transition_event(ctx, t, observed_at)
-            except Exception as exc:  # one odd record must not hold up every other app
-                log.warning("event.build_failed", cluster=self.cfg.name, app_id=t.app_id, error=repr(exc))
-                continue
-            opens = None  # an end opens the wait for its finished event, once Kafka has the end
-            if t.app is not None and t.state in TERMINAL_STATES:
-                opens = pending_for(t.app, event.envelope["data"]["application"], observed_at)
-            entry = self._entry(event, observed_at, step=step_of(t), pending=opens)
-            if entry is not None:  # else not marked seen: derived (and reported) again next cycle
-                entries.append(entry)
-        apply(self.seen, [e.step for e in entries if e.step is not None])
-        self._queue(entries)
-        await self._make_room()
-        return len(entries)
+        queued = 0
+        for start in range(0, len(transitions), QUEUE_STEP):
+            entries: list[Queued] = []
+            for i, t in enumerate(transitions[start : start + QUEUE_STEP], 1):
+                if self.validate and i % 10 == 0:
+                    await asyncio.sleep(0)  # a check takes ~1 ms: let other tasks run
+                try:
+                    event = transition_event(ctx, t, observed_at)
+                except Exception as exc:  # one odd record must not hold up every other app
+                    log.warning("event.build_failed", cluster=self.cfg.name, app_id=t.app_id, error=repr(exc))
+                    continue
+                opens = None  # an end opens the wait for its finished event, once Kafka has the end
+                if t.app is not None and t.state in TERMINAL_STATES:
+                    opens = pending_for(t.app, event.envelope["data"]["application"], observed_at)
+                entry = self._entry(event, observed_at, step=step_of(t), pending=opens)
+                if entry is not None:  # else not marked seen: derived (and reported) again next cycle
+                    entries.append(entry)
+            apply(self.seen, [e.step for e in entries if e.step is not None])
+            self._queue(entries)
+            queued += len(entries)
+            if self.outbox.full:
+                await self._make_room()
+            else:
+                await asyncio.sleep(0)
+        return queued
 
     async def _make_room(self) -> None:
         """Keep the backlog bound within a cycle too (a first poll of a large cluster finds
@@ -307,12 +319,14 @@ class ClusterWorker:
         enrichment queue, checkpoint). Returns how many events Kafka acknowledged; raises
         ``SinkError`` after settling whatever part of a batch was acknowledged."""
         delivered = 0
-        if self._unsaved:
-            # Write ahead: once sent, these must be sent again as they are (not derived anew)
-            # if the process dies before their acknowledgement is checkpointed.
-            await self._checkpoint()
         while batch := self.outbox.unacked(DELIVERY_BATCH):
-            await asyncio.sleep(0)  # a batch settled takes ms, a prune and a checkpoint at 100k apps more
+            if self.store is not None and self._saved_puts < self._queued_puts:
+                # Write ahead: once sent, these must be sent again as they are (not derived anew)
+                # if the process dies before their acknowledgement is checkpointed. Checked before
+                # every batch: other tasks queue more while a batch or a checkpoint is in flight.
+                await self._checkpoint(covering=self._queued_puts)
+            else:
+                await asyncio.sleep(0)  # a batch settled takes ms, a prune at 100k apps more
             failure: SinkError | None = None
             try:
                 await self.sink.send([q.event for q in batch], self.cfg.topics)
@@ -428,21 +442,21 @@ class ClusterWorker:
         await self.enrich_step(wait)
         return await self.deliver()
 
-    async def _checkpoint(self) -> None:
-        """Save what Kafka has acknowledged; a restart resumes from here (same ids).
+    async def _checkpoint(self, covering: int | None = None) -> None:
+        """Save what Kafka has acknowledged, and the backlog; a restart resumes from here (same
+        ids). With ``covering``, only when no completed write covers that many puts yet.
 
         The state is encoded here, as it is now (~15 ms at 100k apps); the file is written and
         fsynced in a thread, one write at a time, in the order they were encoded."""
         if self.store is None:
             return
         async with self._saving:
+            if covering is not None and self._saved_puts >= covering:
+                return  # the write this one waited for had them all
+            puts = self._queued_puts
             data = state_store.encode(self.cfg.name, self.state, self.pending, self.outbox.stateful())
-            self._unsaved = False  # what is queued from now on is not in ``data``
-            try:
-                await asyncio.to_thread(self.store.write, data)
-            except BaseException:
-                self._unsaved = True  # not written: the next delivery must write ahead again
-                raise
+            await asyncio.to_thread(self.store.write, data)
+            self._saved_puts = max(self._saved_puts, puts)  # only once it is on disk
         self.last_checkpoint_ms = self.clock()
         METRICS.checkpoint_saved(self.cfg.name, self.last_checkpoint_ms)
 

@@ -12,7 +12,7 @@ import structlog
 
 from collector.config import ClusterConfig, ResourceManagerConfig
 from collector.schemas import validate
-from collector.service import ClusterWorker
+from collector.service import QUEUE_STEP, ClusterWorker
 from collector.sinks import SinkError
 from collector.state_store import FileStore
 from tests.memory_sink import MemorySink
@@ -214,8 +214,8 @@ def record_peak(worker):
 
 async def test_one_large_cycle_stays_within_the_bound_while_kafka_is_down(serve, monkeypatch):
     # A first poll of a large cluster finds every app new: the cycle itself waits for room,
-    # a part of the answer at a time, instead of queueing all of it.
-    monkeypatch.setattr("collector.rm_client.DECODE_STEP_BYTES", 2048)  # ~20 apps per part
+    # a step of its events at a time, instead of queueing all of it (here all 600 apps are in
+    # one part of the answer; the step is QUEUE_STEP events).
     rm = await serve(ScriptedRM())
     many_apps(rm, 600)
     sink = SwitchableSink()
@@ -234,8 +234,8 @@ async def test_one_large_cycle_stays_within_the_bound_while_kafka_is_down(serve,
     await asyncio.wait_for(task, 10)
     ids = [e.envelope["data"]["application_id"] for e in app_events(sink)]
     assert sorted(ids) == [f"application_1_{i:05d}" for i in range(1, 601)]  # each once
-    one_part = max(len(e.encode()) for e in app_events(sink)) * 40
-    assert peak[0] <= 16 * 1024 + one_part
+    one_step = max(len(e.encode()) for e in app_events(sink)) * QUEUE_STEP
+    assert peak[0] <= 16 * 1024 + one_step
     await worker.close()
 
 
@@ -278,3 +278,51 @@ async def test_a_cycle_outside_run_delivers_as_it_goes(serve, monkeypatch):
     assert sink.attempts > 2 and peak[0] < 2 * 16 * 1024
     assert len({e.id for e in app_events(sink)}) == 400
     await worker.close()
+
+
+class WriteAheadCheckingSink(MemorySink):
+    """Fails the test's check if an application event is sent before the checkpoint on disk
+    holds it (then a crash right after Kafka acknowledged it would derive it anew)."""
+
+    def __init__(self, checkpoint) -> None:
+        super().__init__()
+        self.checkpoint = checkpoint
+        self.not_written_ahead: list[str] = []
+
+    async def send(self, events, topics) -> None:
+        import orjson
+
+        on_disk = set()
+        if self.checkpoint.exists():
+            on_disk = {orjson.loads(orjson.dumps(q["event"]))["id"]
+                       for q in orjson.loads(self.checkpoint.read_bytes())["state"]["backlog"]}
+        self.not_written_ahead += [e.id for e in events if e.type.startswith("yarn.application.")
+                                   and e.id not in on_disk]
+        await asyncio.sleep(0.05)  # a broker's round trip: the poll queues more meanwhile
+        self.events.extend(events)
+
+
+async def test_every_event_is_written_ahead_while_checkpoints_are_slow(serve, tmp_path):
+    # found by review: with the checkpoint written in a thread, events queued during a write
+    # went out in the next batch without being in any checkpoint
+    rm = await serve(ScriptedRM())
+    store = FileStore(tmp_path, "c1")
+    write = store.write
+
+    def slow_write(data: bytes) -> None:
+        time.sleep(0.2)  # a slow disk's fsync
+        write(data)
+
+    store.write = slow_write
+    sink = WriteAheadCheckingSink(store.path)
+    worker = worker_for(rm.url, sink, store)
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    for i in range(1, 31):
+        rm.put(f"application_1_{i:04d}", "RUNNING")
+        await asyncio.sleep(0.07)
+    await wait_for(lambda: len(app_events(sink)) >= 30)
+    stop.set()
+    await asyncio.wait_for(task, 10)
+    await worker.close()
+    assert len(app_events(sink)) == 30 and sink.not_written_ahead == []
