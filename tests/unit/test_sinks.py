@@ -57,3 +57,24 @@ async def test_a_failed_batch_gets_a_new_producer_for_the_retry(monkeypatch):
     assert len(StandInProducer.made) == 2 and len(StandInProducer.made[1].sent) == 2
     assert sink.problem is None and first.sent == []
     await sink.close()
+
+
+class BrokerGoneProducer(StandInProducer):
+    """A producer whose broker went away with batches in flight: aiokafka's stop() waits for
+    it for ever (idempotent batches never expire)."""
+
+    async def stop(self) -> None:
+        await asyncio.Event().wait()
+
+
+async def test_close_gives_up_on_a_broker_that_is_gone(monkeypatch):
+    import structlog
+
+    monkeypatch.setattr(sinks, "AIOKafkaProducer", BrokerGoneProducer)
+    StandInProducer.fail_next = False
+    sink = KafkaSink(KafkaConfig())
+    await sink.send([event(1)], {"heartbeat": "t"})
+    with structlog.testing.capture_logs() as logs:
+        await asyncio.wait_for(sink.close(timeout=0.2), timeout=5)  # bounded, not for ever
+    assert [e["event"] for e in logs] == ["kafka.close_abandoned"]
+    await sink.close()  # a second close has nothing left to do
