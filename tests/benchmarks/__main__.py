@@ -108,7 +108,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n[bench] results written to {path}")
     for line in failed:
         print(f"[bench] did not run to the end: {line.splitlines()[0]}")
-    return 1 if failed or any(r.met is False for r in rows) else 0
+    missed = [r for r in rows if r.met is False]
+    if missed and quick:  # smaller sizes and fewer repeats than the targets are set for
+        print(f"[bench] --quick: {len(missed)} target(s) missed, not counted (sizes and repeats are cut)")
+    return 1 if failed or (missed and not quick) else 0
 
 
 if __name__ == "__main__":
