@@ -113,8 +113,7 @@ async def apps_in_parts(
             yield part
             await asyncio.sleep(0)
         return
-    given: set[str] = set()
-    for span in spans:
+    for done, span in enumerate(spans):
         part: list[RawApp] | list[RawApp | AppHead] | None
         if select is None:
             part = parse_app_span(body, span)
@@ -124,16 +123,24 @@ async def apps_in_parts(
             if part is None and heads is not None:  # a wanted record would not cut out: the slice whole
                 part = parse_app_span(body, span)
         if part is None:
+            given = _ids_in(body, spans[:done])
             whole = parse_apps(body)
             for rest in _in_parts(replace(whole, apps=[app for app in whole.apps if app.id not in given])):
                 yield rest
                 await asyncio.sleep(0)
             return
-        if len(spans) > 1:
-            given.update(app.id for app in part)
         yield AppsPage(part)
         if len(spans) > 1:
             await asyncio.sleep(0)
+
+
+def _ids_in(body: bytes, spans: Sequence[slice]) -> set[str]:
+    """The ids of the apps in spans that decoded cleanly before (heads again: the rare path,
+    so the common one need not keep a set of every id)."""
+    ids: set[str] = set()
+    for span in spans:
+        ids.update(head.id for head in parse_head_span(body, span) or ())
+    return ids
 
 
 def _in_parts(page: AppsPage[RawApp]) -> list[AppsPage[RawApp]]:

@@ -191,6 +191,8 @@ def parse_apps(body: bytes) -> AppsPage[RawApp]:
 _LIST_HEAD = b'{"apps":{"app":['
 _LIST_TAIL = b"]}}"
 _NEXT_APP = b'},{"id":"'
+#: The same with the start of every YARN application id: a longer text is found faster (~2x).
+_APP_BOUNDARY = b'},{"id":"application_'
 
 
 def app_spans(body: bytes, chunk_bytes: int) -> list[slice] | None:
@@ -239,33 +241,40 @@ def select_records(
     the others. None when the records cannot be cut out and decoded cleanly (then the caller
     decodes the span whole, or the answer).
 
-    Apps are cut at ``},{"id":"``, which cannot occur inside a JSON string (a quote there is
-    escaped), only between two objects: between two apps, or between two objects nested in
-    one (a list of objects with ids). So the cuts are trusted only when there are exactly as
-    many as there are boundaries between the span's apps; and each record cut out must be the
-    app its head says, in the state its head says."""
+    Apps are cut at ``},{"id":"application_``, a text that cannot occur inside a JSON string
+    (a quote there is escaped), only between two objects: two apps, or two objects nested in
+    one (a list of objects with ids, as no RM sends but a proxy might). So the cuts are trusted
+    only when the span holds exactly as many as there are boundaries between its apps; then
+    ``},{"id":"<id>"`` is where app ``<id>`` starts, and the next cut where it ends. Each
+    record must also decode to the app and state its head says."""
     picks = [i for i, head in enumerate(heads) if head.id in wanted]
     if not picks:
         return list(heads)
     start, stop = span.start, span.stop
-    if body.count(_NEXT_APP, start, stop) != len(heads) - 1:
+    if body.count(_APP_BOUNDARY, start, stop) != len(heads) - 1:
         return None  # a nested object looks like an app's start: the cuts cannot be trusted
     view = memoryview(body)
     out: list[RawApp | AppHead] = list(heads)
-    pos, at = start, 0  # the start of app number ``at``
+    pos = start
     for i in picks:
-        while at < i:
-            pos = body.find(_NEXT_APP, pos, stop) + 2  # past "},"
-            at += 1
-        end = body.find(_NEXT_APP, pos, stop)
+        head = heads[i]
+        if i == 0:
+            begin = start  # the span decoded cleanly: it starts with its first app
+        else:
+            cut = body.find(b'},{"id":"' + head.id.encode() + b'"', pos, stop)
+            if cut < 0:
+                return None
+            begin = cut + 2
+        end = body.find(_APP_BOUNDARY, begin, stop)
         end = stop if end < 0 else end + 1
         try:
-            app = _app_decoder.decode(view[pos:end])
+            app = _app_decoder.decode(view[begin:end])
         except (msgspec.DecodeError, RecursionError):
             return None
-        if app.id != heads[i].id or app.state != heads[i].state:
+        if app.id != head.id or app.state != head.state:
             return None
         out[i] = app
+        pos = end
     return out
 
 

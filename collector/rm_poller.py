@@ -21,7 +21,7 @@ from . import stepwise
 from .http import PeerError
 from .parsing import ParseError
 from .rm_client import ResourceManager, apps_in_parts
-from .rm_models import ClusterInfo, RawApp
+from .rm_models import AppHead, ClusterInfo, RawApp
 from .tracker import (
     TrackerState,
     Transition,
@@ -50,6 +50,16 @@ class PollSummary:
     answer_bytes: int = 0  # the two apps answers
     #: The records of the apps asked for in ``records_for`` that the cycle saw, by id.
     records: dict[str, RawApp] = field(default_factory=dict)
+
+
+def first_sightings(apps: list[RawApp | AppHead], seen: set[str]) -> list[RawApp | AppHead]:
+    """The apps not in ``seen``, each id once (an id given twice, by an RM mid-update: its first
+    sighting); ``seen`` takes them. The common case, distinct ids all new, in C-level passes."""
+    ids = [app.id for app in apps]
+    if seen.isdisjoint(ids) and len(set(ids)) == len(ids):
+        seen.update(ids)
+        return apps
+    return [app for app in apps if app.id not in seen and not seen.add(app.id)]  # add() is None
 
 
 class RmPoller:
@@ -110,11 +120,7 @@ class RmPoller:
                 unreadable.update(part.unreadable_ids)
                 for problem in part.problems:
                     log.warning("rm.unreadable_app", cluster=self.rm.cluster, problem=problem)
-                fresh = []
-                for app in part.apps:  # an id given twice (an RM mid-update): its first sighting only
-                    if app.id not in seen:
-                        seen.add(app.id)
-                        fresh.append(app)
+                fresh = first_sightings(part.apps, seen)
                 records = [(app.id, app) for app in fresh if app.__class__ is RawApp]
                 summary.records.update((app_id, app) for app_id, app in records if app_id in records_for)
                 yield records

@@ -128,7 +128,15 @@ def record_selector(state: TrackerState, also: Container[str] = ()) -> Callable[
     known = state.apps.get
 
     def select(heads: list[AppHead]) -> set[str]:
-        return {h.id for h in heads if is_news(known(h.id), h.state) or h.id in also}
+        out = set()
+        for h in heads:
+            t = known(h.id)
+            # ``is_news`` inlined for the common case, an app seen in the state it was in
+            if t is not None and t.state == h.state and t.visible and h.id not in also:
+                continue
+            if is_news(t, h.state) or h.id in also:
+                out.add(h.id)
+        return out
 
     return select
 
@@ -162,8 +170,8 @@ def missing_active_among(state: TrackerState, seen: Collection[str], skip: Conta
     """``missing_active`` over ``app_ids`` only (unsorted), skipping those in ``skip``."""
     apps = state.apps
     out = []
-    for app_id in app_ids:
-        if app_id not in seen and app_id not in skip:
+    for app_id in set(app_ids).difference(seen):  # in C: nearly every tracked app was seen
+        if app_id not in skip:
             t = apps.get(app_id)
             if t is not None and t.visible and t.state not in TERMINAL_STATES:
                 out.append(app_id)

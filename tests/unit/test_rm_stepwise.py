@@ -140,6 +140,8 @@ async def test_heads_first_selector_sees_each_slice_once():
         answer(record(1, extra={"id": "application_1_0002", "state": "RUNNING"}), record(2), record(3)),
         # ...in a list of objects: that piece would decode (found by review); the cuts are counted
         answer(record(1, extra=[{"id": "application_1_0002", "state": "RUNNING"}, {"id": "z"}]), record(2), record(3)),
+        answer(record(1, extra=[{"a": 1}, {"id": "application_1_0002", "state": "RUNNING"},
+                                {"id": "application_9_9"}]), record(2), record(3)),
         # the wanted record has a wrong shape: reported unreadable, as parse_apps does
         answer(record(1), record(2, startedTime="soon"), record(3)),
         # an id given twice (an RM mid-update): parse_apps's view of it
