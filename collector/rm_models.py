@@ -222,7 +222,7 @@ def parse_app_span(body: bytes, span: slice) -> list[RawApp] | None:
     (``parse_apps`` on the whole answer then decides, with its tolerance for odd elements)."""
     try:
         return _app_list_decoder.decode(b"".join((b"[", memoryview(body)[span], b"]")))
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return None
 
 
@@ -245,8 +245,10 @@ def select_records(
     (a quote there is escaped), only between two objects: two apps, or two objects nested in
     one (a list of objects with ids, as no RM sends but a proxy might). So the cuts are trusted
     only when the span holds exactly as many as there are boundaries between its apps; then
-    ``},{"id":"<id>"`` is where app ``<id>`` starts, and the next cut where it ends. Each
-    record must also decode to the app and state its head says."""
+    ``},{"id":"<id>"`` is where app ``<id>`` starts, and the next cut where it ends, right
+    before the next app's id. Each record must also decode to the app and state its head says.
+    (Found by review: the count alone is fooled by apps whose keys a proxy reordered, so that
+    their boundaries do not count, beside nested lookalikes that do.)"""
     picks = [i for i, head in enumerate(heads) if head.id in wanted]
     if not picks:
         return list(heads)
@@ -266,7 +268,15 @@ def select_records(
                 return None
             begin = cut + 2
         end = body.find(_APP_BOUNDARY, begin, stop)
-        end = stop if end < 0 else end + 1
+        if end < 0:
+            end = stop
+            follows = i == len(heads) - 1  # the last app ends the span
+        else:
+            end += 1
+            # the next app must start here: a piece cut out of a nested list ends elsewhere
+            follows = i + 1 < len(heads) and body.startswith(b',{"id":"' + heads[i + 1].id.encode() + b'"', end)
+        if not follows:
+            return None
         try:
             app = _app_decoder.decode(view[begin:end])
         except (msgspec.DecodeError, RecursionError):
@@ -274,7 +284,7 @@ def select_records(
         if app.id != head.id or app.state != head.state:
             return None
         out[i] = app
-        pos = end
+        pos = end - 1  # the next app's boundary starts at the "}" just before ``end``
     return out
 
 

@@ -199,3 +199,37 @@ async def test_an_id_given_twice_in_one_part_is_one_observation(layout):
 
     await RmPoller(AnswersRM(body, b'{"apps":null}'), state, overlap_ms=0, backfill_ms=0).poll(10_000, emit)
     assert [(t.app_id[-4:], t.seq, t.state) for t in found] == [("0003", 1, "ACCEPTED"), ("0004", 1, "RUNNING")]
+
+
+def test_wanted_apps_side_by_side_are_cut_out():
+    # found by review: after one record the search for the next started past its boundary,
+    # so two wanted neighbours always fell back to decoding the slice whole
+    body = answer(record(1), record(2), record(3))
+    (span,) = app_spans(body, 10_000)
+    heads = parse_head_span(body, span)
+    got = select_records(body, span, heads, {"application_1_0001", "application_1_0002", "application_1_0003"})
+    assert got == parse_apps(body).apps
+
+
+def test_reordered_keys_beside_a_nested_lookalike_are_not_taken_for_an_app():
+    # found by review: apps whose keys a proxy reordered do not count as boundaries, nested
+    # lookalikes do: the count matched, and a nested object became application_1_0002's record
+    a = ('{"id":"application_1_0001","state":"RUNNING","user":"alice","x":[{"z":1},'
+         '{"id":"application_1_0002","state":"RUNNING","user":"EVIL"},{"id":"application_1_0007"}]}')
+    b = '{"state":"RUNNING","id":"application_1_0002","user":"bob"}'
+    c = '{"state":"RUNNING","id":"application_1_0003","user":"carol"}'
+    body = ('{"apps":{"app":[' + ",".join([a, b, c]) + "]}}").encode()
+    (span,) = app_spans(body, 1 << 20)
+    heads = parse_head_span(body, span)
+    assert select_records(body, span, heads, {"application_1_0002"}) is None  # the caller decodes whole
+
+
+async def test_a_deeply_nested_answer_is_a_parse_error_on_every_path():
+    from collector.parsing import ParseError
+
+    deep = "[" * 1000 + "]" * 1000
+    body = ('{"apps":{"app":[{"id":"application_1_0001","state":"RUNNING","x":' + deep
+            + '},{"id":"application_1_0002","state":"RUNNING"}]}}').encode()
+    for select in (None, lambda heads: {h.id for h in heads}):
+        with pytest.raises(ParseError, match="nested too deeply"):
+            await parse_apps_stepwise(body, step_bytes=10, select=select)
