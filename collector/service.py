@@ -247,18 +247,27 @@ class ClusterWorker:
         self._refresh_pending(summary.records)
         await self._prune(self.seen)
         METRICS.set_watermark(self.cfg.name, self.seen.watermark)
-        bookkeeping = (self.seen.floor, self.seen.rm_cluster_id)
-        if bookkeeping != (self.state.floor, self.state.rm_cluster_id):
-            self.state.floor, self.state.rm_cluster_id = bookkeeping
-            if not self.outbox:  # else the next acknowledgement saves it
-                await self._checkpoint()
+        if self._take_bookkeeping() and not self.outbox:  # else the next write saves it
+            await self._checkpoint()
         return queued
+
+    def _take_bookkeeping(self) -> bool:
+        """Copy what the poller noted that no event carries (the first start's floor, the RM's
+        cluster id) into the checkpointed state; True when it changed. Done before a cycle
+        queues anything too, so that even a checkpoint written mid-cycle keeps the floor
+        (found by review: a stop during a long first cycle saved no floor)."""
+        bookkeeping = (self.seen.floor, self.seen.rm_cluster_id)
+        if bookkeeping == (self.state.floor, self.state.rm_cluster_id):
+            return False
+        self.state.floor, self.state.rm_cluster_id = bookkeeping
+        return True
 
     async def _queue_transitions(self, transitions: list[Transition], observed_at: int) -> int:
         """Build, check and queue the events of one part of a poll and mark them seen,
         ``QUEUE_STEP`` at a time; after each step, if the backlog is full, hold the cycle until
         there is room again (so it overshoots its bound by one step at most). Returns how many."""
         ctx = self._context()  # after cluster info: it carries the RM's current cluster id
+        self._take_bookkeeping()  # before anything of this cycle can reach a checkpoint
         queued = 0
         for start in range(0, len(transitions), QUEUE_STEP):
             entries: list[Queued] = []

@@ -326,3 +326,25 @@ async def test_every_event_is_written_ahead_while_checkpoints_are_slow(serve, tm
     await asyncio.wait_for(task, 10)
     await worker.close()
     assert len(app_events(sink)) == 30 and sink.not_written_ahead == []
+
+
+async def test_a_stop_during_the_first_cycle_keeps_the_first_starts_floor(serve, monkeypatch, tmp_path):
+    # found by review: the floor reached the checkpointed state only after a whole cycle, so a
+    # stop while the first cycle waited for room saved none, and the restart took a new one
+    monkeypatch.setattr("collector.rm_client.DECODE_STEP_BYTES", 2048)
+    rm = await serve(ScriptedRM())
+    many_apps(rm, 300)
+    sink = SwitchableSink()
+    sink.down = True
+    store = FileStore(tmp_path, "c1")
+    worker = worker_for(rm.url, sink, store, backlog_max_bytes=8 * 1024)
+    worker.shutdown_timeout_s = 2.0
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    await wait_for(lambda: worker.outbox.full)
+    sink.down = False  # the stop gets to deliver what is queued
+    stop.set()
+    await asyncio.wait_for(task, 10)
+    await worker.close()
+    saved = store.load()
+    assert saved.state.floor is not None and saved.state.floor == worker.seen.floor
