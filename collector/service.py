@@ -128,6 +128,7 @@ class ClusterWorker:
         self._queued = asyncio.Event()
         self._room = asyncio.Event()  # set when a delivery leaves the backlog below its bound
         self._saving = asyncio.Lock()  # checkpoint writes, one at a time
+        self._writing: asyncio.Future[None] | None = None  # the last checkpoint write
         self._stop: asyncio.Event | None = None  # ``run``'s, while it runs
         self._trim_due = False  # a large poll ran: give its memory back once its events are out
         self._paused = False
@@ -310,9 +311,11 @@ class ClusterWorker:
                 raise CycleStopped
             self._room.clear()
             waits = {asyncio.ensure_future(self._room.wait()), asyncio.ensure_future(self._stop.wait())}
-            _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-            for w in pending:
-                w.cancel()
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:  # also when the poll itself is cancelled
+                for w in waits:
+                    w.cancel()
         self._backlog_full("poll")  # logs the resumption
 
     async def cycle(self) -> int:
@@ -462,9 +465,12 @@ class ClusterWorker:
         async with self._saving:
             if covering is not None and self._saved_puts >= covering:
                 return  # the write this one waited for had them all
+            if self._writing is not None:  # a cancelled caller's write may still be running: it goes first
+                await asyncio.wait({self._writing})
             puts = self._queued_puts
             data = state_store.encode(self.cfg.name, self.state, self.pending, self.outbox.stateful())
-            await asyncio.to_thread(self.store.write, data)
+            self._writing = asyncio.ensure_future(asyncio.to_thread(self.store.write, data))
+            await asyncio.shield(self._writing)  # cancelled here, the write still completes, in order
             self._saved_puts = max(self._saved_puts, puts)  # only once it is on disk
         self.last_checkpoint_ms = self.clock()
         METRICS.checkpoint_saved(self.cfg.name, self.last_checkpoint_ms)
