@@ -239,7 +239,8 @@ async def test_one_large_cycle_stays_within_the_bound_while_kafka_is_down(serve,
     await worker.close()
 
 
-async def test_a_stop_while_a_cycle_waits_for_room_ends_it_cleanly(serve, monkeypatch, tmp_path):
+async def a_first_cycle_to_hold(serve, monkeypatch, tmp_path, shutdown_s: float):
+    """300 new apps, Kafka down, a backlog bound of 8 KiB: the first cycle will wait for room."""
     monkeypatch.setattr("collector.rm_client.DECODE_STEP_BYTES", 2048)
     rm = await serve(ScriptedRM())
     many_apps(rm, 300)
@@ -247,7 +248,12 @@ async def test_a_stop_while_a_cycle_waits_for_room_ends_it_cleanly(serve, monkey
     sink.down = True
     store = FileStore(tmp_path, "c1")
     worker = worker_for(rm.url, sink, store, backlog_max_bytes=8 * 1024)
-    worker.shutdown_timeout_s = 0.5
+    worker.shutdown_timeout_s = shutdown_s
+    return rm, sink, store, worker
+
+
+async def test_a_stop_while_a_cycle_waits_for_room_ends_it_cleanly(serve, monkeypatch, tmp_path):
+    rm, sink, store, worker = await a_first_cycle_to_hold(serve, monkeypatch, tmp_path, shutdown_s=0.5)
     stop = asyncio.Event()
     with structlog.testing.capture_logs() as logs:
         task = asyncio.create_task(worker.run(stop))
@@ -331,14 +337,7 @@ async def test_every_event_is_written_ahead_while_checkpoints_are_slow(serve, tm
 async def test_a_stop_during_the_first_cycle_keeps_the_first_starts_floor(serve, monkeypatch, tmp_path):
     # found by review: the floor reached the checkpointed state only after a whole cycle, so a
     # stop while the first cycle waited for room saved none, and the restart took a new one
-    monkeypatch.setattr("collector.rm_client.DECODE_STEP_BYTES", 2048)
-    rm = await serve(ScriptedRM())
-    many_apps(rm, 300)
-    sink = SwitchableSink()
-    sink.down = True
-    store = FileStore(tmp_path, "c1")
-    worker = worker_for(rm.url, sink, store, backlog_max_bytes=8 * 1024)
-    worker.shutdown_timeout_s = 2.0
+    _, sink, store, worker = await a_first_cycle_to_hold(serve, monkeypatch, tmp_path, shutdown_s=2.0)
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
     await wait_for(lambda: worker.outbox.full)
