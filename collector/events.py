@@ -79,7 +79,6 @@ class Event:
             self._encoded.append(orjson.dumps(self.envelope))
         return self._encoded[0]
 
-
     def queued(self) -> Encoded:
         """What the backlog keeps of it: the bytes and what delivery needs (``Encoded``)."""
         return Encoded(self.type, self.key, self.id, self.encode())

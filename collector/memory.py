@@ -14,10 +14,6 @@ import ctypes
 import ctypes.util
 from collections.abc import Callable
 
-import structlog
-
-log = structlog.get_logger(__name__)
-
 
 def _find_trim() -> Callable[[int], int] | None:
     name = ctypes.util.find_library("c")

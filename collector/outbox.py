@@ -10,9 +10,8 @@ when full, the caller stops polling rather than dropping anything. No I/O here.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from .enrichment import Pending
 from .events import Encoded
@@ -30,8 +29,6 @@ class Queued:
     step: Step | None = None
     pending: Pending | None = None
     finished_app: str | None = None
-    #: A finished event's ``data.enrichment`` (its outcome is logged and counted once delivered).
-    enrichment: Mapping[str, Any] | None = None
     acked: bool = False
 
     @property
@@ -54,8 +51,8 @@ class Outbox:
         return self.bytes >= self.max_bytes
 
     def put(self, entries: Iterable[Queued]) -> None:
-        """Append; never refuses (the bound is checked before polling and after each part of a
-        poll, so one part's events may go over it rather than lose what that part saw)."""
+        """Append; never refuses (the bound is checked before polling and after each step of a
+        poll's events, so one step may go over it rather than lose what it saw)."""
         for entry in entries:
             self._entries.append(entry)
             self.bytes += entry.size

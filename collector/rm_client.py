@@ -145,7 +145,7 @@ def _ids_in(body: bytes, spans: Sequence[slice]) -> set[str]:
 
 def _in_parts(page: AppsPage[RawApp]) -> list[AppsPage[RawApp]]:
     """A page decoded whole, as parts of ``WHOLE_PART_APPS`` apps (the first one carries what
-    the page says of the answer), so that its events are still built and queued a part at a time."""
+    the page says of the answer), so that the poll's diff of it still runs a short part at a time."""
     apps = page.apps
     rest = [AppsPage(apps[i : i + WHOLE_PART_APPS]) for i in range(WHOLE_PART_APPS, len(apps), WHOLE_PART_APPS)]
     return [replace(page, apps=apps[:WHOLE_PART_APPS]), *rest]

@@ -15,7 +15,7 @@ import json
 import re
 from collections.abc import Container
 from dataclasses import dataclass
-from typing import Annotated, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 import msgspec
 
@@ -220,16 +220,17 @@ def app_spans(body: bytes, chunk_bytes: int) -> list[slice] | None:
 def parse_app_span(body: bytes, span: slice) -> list[RawApp] | None:
     """Decode the apps in one span of ``app_spans``; None when they do not decode cleanly
     (``parse_apps`` on the whole answer then decides, with its tolerance for odd elements)."""
-    try:
-        return _app_list_decoder.decode(b"".join((b"[", memoryview(body)[span], b"]")))
-    except (msgspec.DecodeError, RecursionError):
-        return None
+    return _decode_span(_app_list_decoder, body, span)
 
 
 def parse_head_span(body: bytes, span: slice) -> list[AppHead] | None:
     """The heads of the apps in one span of ``app_spans``; None when they do not decode cleanly."""
+    return _decode_span(_head_list_decoder, body, span)
+
+
+def _decode_span(decoder: msgspec.json.Decoder, body: bytes, span: slice) -> Any:
     try:
-        return _head_list_decoder.decode(b"".join((b"[", memoryview(body)[span], b"]")))
+        return decoder.decode(b"".join((b"[", memoryview(body)[span], b"]")))
     except (msgspec.DecodeError, RecursionError):
         return None
 

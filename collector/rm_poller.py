@@ -34,9 +34,6 @@ from .tracker import (
 
 log = structlog.get_logger(__name__)
 
-#: The ends of a cycle go to ``emit`` this many at a time (each part of an active answer whole).
-EMIT_STEP = 2000
-
 #: Takes the transitions of one part of a cycle, in the order they happened; when it returns,
 #: the caller has applied to the poller's state those it queued.
 Emit = Callable[[list[Transition]], Awaitable[None]]
@@ -132,9 +129,7 @@ class RmPoller:
         ends: list[Transition] = []
         async for records in parts(ended):
             ends += changes(state, records)
-        ends.sort(key=occurrence_order)
-        for start in range(0, len(ends), EMIT_STEP):
-            await self._emit(summary, emit, ends[start : start + EMIT_STEP])
+        await self._emit(summary, emit, ends)  # sorted there; ``emit`` queues them a step at a time
         del ends
         # Active apps carry no end: a part at a time, never all of a large answer at once.
         async for records in parts(active):
@@ -167,7 +162,7 @@ class RmPoller:
     @staticmethod
     async def _emit(summary: PollSummary, emit: Emit, transitions: list[Transition]) -> None:
         if transitions:
-            transitions.sort(key=occurrence_order)  # already, for the ends
+            transitions.sort(key=occurrence_order)
             summary.transitions += len(transitions)
             await emit(transitions)
 

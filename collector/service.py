@@ -219,9 +219,7 @@ class ClusterWorker:
         if not self._valid(event):
             return None
         encoded = event.queued()
-        info = event.envelope["data"]["enrichment"] if effect.get("finished_app") is not None else None
-        return Queued(encoded, len(encoded.payload), observed_at_ms=observed_at_ms, enrichment=info,
-                      **effect)  # type: ignore[arg-type]
+        return Queued(encoded, len(encoded.payload), observed_at_ms=observed_at_ms, **effect)  # type: ignore[arg-type]
 
     async def poll_step(self) -> int:
         """Poll the RM once and queue the events of what changed, a part of the answers at a
@@ -379,13 +377,13 @@ class ClusterWorker:
             elif q.finished_app is not None:
                 self.pending.pop(q.finished_app, None)
                 self._finishing.discard(q.finished_app)
-                info = q.enrichment or {}  # always set for a finished event (``_entry``, the checkpoint)
-                if info.get("status") == "unavailable":
-                    gave_up = "gave up after" in (info.get("reason") or "")
+                info = q.event.envelope["data"]["enrichment"]  # decoded again: once per application
+                if info["status"] == "unavailable":
+                    gave_up = "gave up after" in (info["reason"] or "")
                     METRICS.enrichment_unavailable(self.cfg.name, "gave_up" if gave_up else "other")
                 log.info("enrichment.published", cluster=self.cfg.name, app_id=q.finished_app,
-                         status=info.get("status"), reason=info.get("reason"), after_end_ms=info.get("after_end_ms"),
-                         attempts=info.get("attempts"))
+                         status=info["status"], reason=info["reason"], after_end_ms=info["after_end_ms"],
+                         attempts=info["attempts"])
         await self._checkpoint()
         self._report_queue()
         if transitions:

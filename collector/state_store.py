@@ -94,18 +94,20 @@ def _queued_out(q: Queued) -> _Queued:
     )
 
 
-def _queued_in(q: _Queued) -> Queued:
+def _queued_in(q: _Queued, where: str) -> Queued:
     body = bytes(q.event)
     s = q.step
     envelope = orjson.loads(body)
+    event_id = envelope.get("id") if isinstance(envelope, dict) else None
+    if not isinstance(event_id, str):
+        raise CheckpointError(f"{where} is damaged (a queued event without an id); move it away or start with --fresh")
     return Queued(
-        Encoded(q.type, q.key, envelope["id"], body),
+        Encoded(q.type, q.key, event_id, body),
         len(body),
         q.observed_at_ms,
         step=None if s is None else Step(s.app_id, s.seq, s.vanished, s.state, s.finished_time),
         pending=q.pending,
         finished_app=q.finished_app,
-        enrichment=envelope["data"]["enrichment"] if q.finished_app is not None else None,
     )
 
 
@@ -146,7 +148,7 @@ def decode(cluster: str, data: bytes, where: str) -> Saved:
         floor=s.floor,
         rm_cluster_id=s.rm_cluster_id,
     )
-    return Saved(state, s.pending, [_queued_in(q) for q in s.backlog])
+    return Saved(state, s.pending, [_queued_in(q, where) for q in s.backlog])
 
 
 class FileStore:

@@ -140,7 +140,7 @@ class OurPath:
 
         self.loop.run_until_complete(self.poller.poll(NOW_MS, first))
 
-    def process(self, body: bytes) -> tuple[list[bytes], object]:
+    def process(self, body: bytes) -> tuple[list[bytes], list[Transition]]:
         """One cycle on ``body``, its events built and encoded as they are found (as the service
         does); the state is not committed, so it can be repeated. The transitions are returned
         too, so that freeing them falls outside the timing, as for the floor's dicts."""
@@ -156,14 +156,8 @@ class OurPath:
         return encoded, found
 
     def events(self, body: bytes) -> list[dict]:
-        self.rm.body = body
-        found: list[Transition] = []
-
-        async def emit(transitions: list[Transition]) -> None:
-            found.extend(transitions)
-
-        self.loop.run_until_complete(self.poller.poll(NOW_MS, emit))
-        return [transition_event(self.ctx, t, NOW_MS).envelope for t in found]
+        _, transitions = self.process(body)
+        return [transition_event(self.ctx, t, NOW_MS).envelope for t in transitions]
 
     def close(self) -> None:
         self.loop.close()

@@ -156,3 +156,18 @@ async def test_a_restart_before_any_end_keeps_the_first_starts_floor(serve, tmp_
     await second.cycle()
     await second.close()
     assert ("0002", "state_changed", None, "FINISHED") in summary(sink.events)
+
+
+def test_a_queued_event_without_an_id_is_a_damaged_checkpoint(tmp_path):
+    import orjson
+
+    from collector.tracker import TrackerState
+
+    store = FileStore(tmp_path, "c1")
+    store.save(TrackerState(watermark=5), {})
+    data = orjson.loads(store.path.read_bytes())
+    data["state"]["backlog"] = [{"type": "collector.heartbeat", "key": "c1", "event": {"no": "id"},
+                                 "observed_at_ms": 1}]
+    store.path.write_bytes(orjson.dumps(data))
+    with pytest.raises(CheckpointError, match="damaged.*without an id.*--fresh"):
+        store.load()
