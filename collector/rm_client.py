@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Container, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -125,7 +126,7 @@ async def apps_in_parts(
         if part is None:
             given = _ids_in(body, spans[:done])
             whole = parse_apps(body)
-            for rest in _in_parts(replace(whole, apps=[app for app in whole.apps if app.id not in given])):
+            for rest in _in_parts(replace(whole, apps=_after(whole.apps, given))):
                 yield rest
                 await asyncio.sleep(0)
             return
@@ -134,13 +135,25 @@ async def apps_in_parts(
             await asyncio.sleep(0)
 
 
-def _ids_in(body: bytes, spans: Sequence[slice]) -> set[str]:
-    """The ids of the apps in spans that decoded cleanly before (heads again: the rare path,
-    so the common one need not keep a set of every id)."""
-    ids: set[str] = set()
+def _ids_in(body: bytes, spans: Sequence[slice]) -> Counter[str]:
+    """The ids of the apps in spans that decoded cleanly before, each as often as it was given
+    (heads again: the rare path, so the common one need not keep every id)."""
+    ids: Counter[str] = Counter()
     for span in spans:
         ids.update(head.id for head in parse_head_span(body, span) or ())
     return ids
+
+
+def _after(apps: list[RawApp], given: Counter[str]) -> list[RawApp]:
+    """``apps`` without those already given: an id's first occurrences, as many as were given
+    (a later copy of a repeated id was not given yet; found by review)."""
+    rest = []
+    for app in apps:
+        if given[app.id] > 0:
+            given[app.id] -= 1
+        else:
+            rest.append(app)
+    return rest
 
 
 def _in_parts(page: AppsPage[RawApp]) -> list[AppsPage[RawApp]]:

@@ -193,6 +193,8 @@ _LIST_TAIL = b"]}}"
 _NEXT_APP = b'},{"id":"'
 #: The same with the start of every YARN application id: a longer text is found faster (~2x).
 _APP_BOUNDARY = b'},{"id":"application_'
+#: An "id" key holding a YARN application id, wherever it stands.
+_APP_ID_KEY = b'"id":"application_'
 
 
 def app_spans(body: bytes, chunk_bytes: int) -> list[slice] | None:
@@ -242,20 +244,20 @@ def select_records(
     the others. None when the records cannot be cut out and decoded cleanly (then the caller
     decodes the span whole, or the answer).
 
-    Apps are cut at ``},{"id":"application_``, a text that cannot occur inside a JSON string
-    (a quote there is escaped), only between two objects: two apps, or two objects nested in
-    one (a list of objects with ids, as no RM sends but a proxy might). So the cuts are trusted
-    only when the span holds exactly as many as there are boundaries between its apps; then
-    ``},{"id":"<id>"`` is where app ``<id>`` starts, and the next cut where it ends, right
-    before the next app's id. Each record must also decode to the app and state its head says.
-    (Found by review: the count alone is fooled by apps whose keys a proxy reordered, so that
-    their boundaries do not count, beside nested lookalikes that do.)"""
+    ``"id":"application_`` cannot occur inside a JSON string (a quote there is escaped): each
+    occurrence is an object's "id" key. The cuts are trusted only when the span holds exactly
+    one per app, its own: then no nested object has such an id, ``},{"id":"<id>"`` is where app
+    ``<id>`` starts and the next ``},{"id":"application_`` where it ends. An app whose keys a
+    proxy reordered (not starting with its id) is then not found, or ends a piece that does not
+    decode: the caller decodes the slice whole. Each record must also decode to the app and
+    state its head says. (Counting boundaries instead was fooled twice in review: reordered apps
+    do not count as boundaries, nested lookalikes do.)"""
     picks = [i for i, head in enumerate(heads) if head.id in wanted]
     if not picks:
         return list(heads)
     start, stop = span.start, span.stop
-    if body.count(_APP_BOUNDARY, start, stop) != len(heads) - 1:
-        return None  # a nested object looks like an app's start: the cuts cannot be trusted
+    if body.count(_APP_ID_KEY, start, stop) != len(heads):
+        return None  # a nested object has an app's id, or an id is escaped: the cuts cannot be trusted
     view = memoryview(body)
     out: list[RawApp | AppHead] = list(heads)
     pos = start
@@ -269,15 +271,7 @@ def select_records(
                 return None
             begin = cut + 2
         end = body.find(_APP_BOUNDARY, begin, stop)
-        if end < 0:
-            end = stop
-            follows = i == len(heads) - 1  # the last app ends the span
-        else:
-            end += 1
-            # the next app must start here: a piece cut out of a nested list ends elsewhere
-            follows = i + 1 < len(heads) and body.startswith(b',{"id":"' + heads[i + 1].id.encode() + b'"', end)
-        if not follows:
-            return None
+        end = stop if end < 0 else end + 1
         try:
             app = _app_decoder.decode(view[begin:end])
         except (msgspec.DecodeError, RecursionError):

@@ -26,6 +26,7 @@ from .tracker import (
     TrackerState,
     Transition,
     changes,
+    merge_views,
     missing_active_among,
     occurrence_order,
     record_selector,
@@ -50,13 +51,16 @@ class PollSummary:
 
 
 def first_sightings(apps: list[RawApp | AppHead], seen: set[str]) -> list[RawApp | AppHead]:
-    """The apps not in ``seen``, each id once (an id given twice, by an RM mid-update: its first
-    sighting); ``seen`` takes them. The common case, distinct ids all new, in C-level passes."""
+    """The apps not in ``seen``, each id once; ``seen`` takes them. An id given twice in one part
+    (an RM mid-update) is one app, its end winning as across the two answers (``merge_views``).
+    The common case, distinct ids all new, in C-level passes."""
     ids = [app.id for app in apps]
     if seen.isdisjoint(ids) and len(set(ids)) == len(ids):
         seen.update(ids)
         return apps
-    return [app for app in apps if app.id not in seen and not seen.add(app.id)]  # add() is None
+    fresh = merge_views([app for app in apps if app.id not in seen])
+    seen.update(fresh)
+    return list(fresh.values())
 
 
 class RmPoller:

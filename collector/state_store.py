@@ -126,7 +126,7 @@ def encode(cluster: str, state: TrackerState, pending: dict[str, Pending], backl
 def decode(cluster: str, data: bytes, where: str) -> Saved:
     try:
         head = msgspec.json.decode(data, type=dict)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise CheckpointError(
             f"{where} is not a readable checkpoint ({exc}); move it away or start with --fresh"
         ) from None
@@ -137,7 +137,7 @@ def decode(cluster: str, data: bytes, where: str) -> Saved:
         )
     try:
         file = _decoder.decode(data)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise CheckpointError(f"{where} is damaged ({exc}); move it away or start with --fresh") from None
     if file.cluster != cluster:
         raise CheckpointError(f"{where} belongs to cluster {file.cluster!r}, not {cluster!r}")

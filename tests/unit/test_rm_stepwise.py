@@ -36,6 +36,8 @@ async def test_stepwise_equals_whole_and_really_cuts():
         answer(record(1, resourceInfo={"x": [{"id": "application_9_9"}, {"id":"application_9_8"}]}), record(2)),
         # one element of a wrong shape: kept out, its id reported unreadable, as parse_apps does
         answer(record(1), record(2, startedTime="soon"), record(3)),
+        # ...after an id that comes again: its second copy is not left out (found by review)
+        answer(record(1, "ACCEPTED"), record(2, startedTime="soon"), record(1, "FINISHED")),
         # not the compact layout: whitespace, another key order, no apps
         b'{"apps": {"app": [{"id": "application_1_0001", "state": "RUNNING"}]}}',
         b'{"apps":{"app":[{"state":"RUNNING","id":"application_1_0001"}]}}',
@@ -233,3 +235,15 @@ async def test_a_deeply_nested_answer_is_a_parse_error_on_every_path():
     for select in (None, lambda heads: {h.id for h in heads}):
         with pytest.raises(ParseError, match="nested too deeply"):
             await parse_apps_stepwise(body, step_bytes=10, select=select)
+
+
+def test_nested_lookalikes_beside_reordered_apps_never_pass_for_an_app():
+    # found by the third review: lookalikes in the first app made up for the reordered apps'
+    # boundaries, and the next one even followed where the next head's id was expected
+    a = ('{"id":"application_1_0001","state":"RUNNING","x":[{"id":"application_0_0"},'
+         '{"id":"application_1_0002","state":"KILLED","finalStatus":"FAKE"},{"id":"application_1_0003"}]}')
+    b = '{"state":"KILLED","id":"application_1_0002","finalStatus":"KILLED"}'
+    c = '{"state":"RUNNING","id":"application_1_0003"}'
+    body = ('{"apps":{"app":[' + ",".join([a, b, c]) + "]}}").encode()
+    (span,) = app_spans(body, 1 << 20)
+    assert select_records(body, span, parse_head_span(body, span), {"application_1_0002"}) is None

@@ -171,3 +171,11 @@ def test_a_queued_event_without_an_id_is_a_damaged_checkpoint(tmp_path):
     store.path.write_bytes(orjson.dumps(data))
     with pytest.raises(CheckpointError, match="damaged.*without an id.*--fresh"):
         store.load()
+
+
+def test_a_deeply_nested_checkpoint_is_refused_clearly(tmp_path):
+    store = FileStore(tmp_path, "c1")
+    store.path.write_bytes(b'{"format":"hadoop-event-collector/checkpoint","version":2,"cluster":"c1","x":'
+                           + b"[" * 100_000 + b"]" * 100_000 + b"}")
+    with pytest.raises(CheckpointError, match="not a readable checkpoint.*--fresh"):
+        store.load()
